@@ -1,0 +1,381 @@
+"""OCPP-J frames: parse bytes into typed frames, encode typed frames into bytes.
+
+Theory of operation
+-------------------
+A frame is a JSON array whose first element is the message type number (OCPP-J §4.1.3,
+2.0.1 Part 4 §4.1.3, 2.1 Part 4 §4.1.3)::
+
+    CALL             [2, messageId, action, payload]
+    CALLRESULT       [3, messageId, payload]
+    CALLERROR        [4, messageId, errorCode, errorDescription, errorDetails]
+    CALLRESULTERROR  [5, messageId, errorCode, errorDescription, errorDetails]   (2.1 only)
+    SEND             [6, messageId, action, payload]                             (2.1 only)
+
+The frame is decoded once; the payload is kept as raw JSON (``msgspec.Raw``) so that it can
+be decoded straight into the typed message for its action (see ``validation``), without an
+intermediate dict.
+
+Parser invariant (fuzzed in the tests): :meth:`FrameParser.parse` returns a frame or raises
+:class:`~ocppkit.protocol.errors.FrameError`, never anything else. The error carries the code
+to answer with, the message id (``"-1"`` when none can be read, 2.0.1 Part 4 §4.2.3) and the
+message type when one could be read, so that the session can decide whether to answer at all
+(replies are never answered with a CALLERROR). Error descriptions never echo the input.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from enum import IntEnum
+from typing import Any, Final
+
+import msgspec
+
+from ocppkit.protocol.errors import MAX_DESCRIPTION_LENGTH, ErrorCode, FrameError
+from ocppkit.protocol.versions import OcppVersion
+
+__all__ = [
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_FRAME_SIZE",
+    "MAX_MESSAGE_ID_LENGTH",
+    "Call",
+    "CallError",
+    "CallResult",
+    "CallResultError",
+    "Frame",
+    "FrameParser",
+    "MessageType",
+    "Send",
+    "encode_call",
+    "encode_call_error",
+    "encode_call_result",
+    "encode_call_result_error",
+    "encode_send",
+]
+
+#: Default cap on a frame's size in bytes (python-websockets' own default ``max_size``).
+DEFAULT_MAX_FRAME_SIZE: Final = 1 << 20
+#: Default cap on JSON nesting. The deepest OCPP schema nests about 8 levels.
+DEFAULT_MAX_DEPTH: Final = 32
+#: messageId is a string[36] (2.0.1 Part 4 §4.1.4); 1.6 uses the same bound in practice.
+MAX_MESSAGE_ID_LENGTH: Final = 36
+
+
+class MessageType(IntEnum):
+    """The message type number, first element of every frame."""
+
+    CALL = 2
+    CALLRESULT = 3
+    CALLERROR = 4
+    CALLRESULTERROR = 5
+    SEND = 6
+
+
+class Call(msgspec.Struct, frozen=True):
+    """``[2, messageId, action, payload]``: a request that expects exactly one reply."""
+
+    message_id: str
+    action: str
+    payload: msgspec.Raw
+
+
+class CallResult(msgspec.Struct, frozen=True):
+    """``[3, messageId, payload]``: the successful reply to a CALL."""
+
+    message_id: str
+    payload: msgspec.Raw
+
+
+class CallError(msgspec.Struct, frozen=True):
+    """``[4, messageId, errorCode, errorDescription, errorDetails]``: the failed reply."""
+
+    message_id: str
+    error_code: str
+    error_description: str
+    error_details: dict[str, Any]
+
+
+class CallResultError(msgspec.Struct, frozen=True):
+    """OCPP 2.1 ``[5, ...]``: the receiver of a CALLRESULT could not process it."""
+
+    message_id: str
+    error_code: str
+    error_description: str
+    error_details: dict[str, Any]
+
+
+class Send(msgspec.Struct, frozen=True):
+    """OCPP 2.1 ``[6, messageId, action, payload]``: unconfirmed, never answered."""
+
+    message_id: str
+    action: str
+    payload: msgspec.Raw
+
+
+Frame = Call | CallResult | CallError | CallResultError | Send
+
+_ARITY: Final = {
+    MessageType.CALL: 4,
+    MessageType.CALLRESULT: 3,
+    MessageType.CALLERROR: 5,
+    MessageType.CALLRESULTERROR: 5,
+    MessageType.SEND: 4,
+}
+_TYPES_2_1: Final = frozenset({MessageType.CALLRESULTERROR, MessageType.SEND})
+
+_frame_decoder: Final = msgspec.json.Decoder(list[msgspec.Raw])
+_int_decoder: Final = msgspec.json.Decoder(int)
+_str_decoder: Final = msgspec.json.Decoder(str)
+_details_decoder: Final = msgspec.json.Decoder(dict[str, Any])
+_encoder: Final = msgspec.json.Encoder()
+
+# For the nesting check: drop escapes, then string bodies, then everything but brackets.
+_ESCAPE: Final = re.compile(rb"\\.", re.DOTALL)
+_STRING: Final = re.compile(rb'"[^"]*"')
+_NOT_BRACKETS: Final = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKET_STEP: Final = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def _nesting_depth(data: bytes) -> int:
+    """Deepest bracket nesting in ``data``, ignoring brackets inside strings (all C loops)."""
+    brackets = _STRING.sub(b"", _ESCAPE.sub(b"", data)).translate(None, _NOT_BRACKETS)
+    return max(itertools.accumulate(_BRACKET_STEP[b] for b in brackets), default=0)
+
+
+class FrameParser:
+    """Parses frames of one OCPP version, within limits.
+
+    Args:
+        version: the connection's version; it decides the error spellings and whether the
+            2.1 message types (5, 6) exist.
+        max_frame_size: frames longer than this many bytes are rejected unread.
+        max_depth: JSON nested deeper than this is rejected before it is decoded.
+    """
+
+    def __init__(
+        self,
+        version: OcppVersion,
+        *,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+    ) -> None:
+        self.version = version
+        self.max_frame_size = max_frame_size
+        self.max_depth = max_depth
+
+    def _error(
+        self,
+        code: ErrorCode,
+        description: str,
+        message_id: str = "-1",
+        message_type: int | None = None,
+    ) -> FrameError:
+        return FrameError(
+            code,
+            description,
+            version=self.version,
+            message_id=message_id,
+            message_type=message_type,
+        )
+
+    def parse(self, data: bytes | str) -> Frame:
+        """Parse one frame.
+
+        Raises:
+            FrameError: the frame is not a valid OCPP-J message for this version; its
+                ``message_type`` attribute is the type number when one could be read.
+        """
+        raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+        if len(raw) > self.max_frame_size:
+            return self._raise(
+                ErrorCode.RPC_FRAMEWORK_ERROR, f"frame exceeds {self.max_frame_size} bytes"
+            )
+        if raw.count(b"[") + raw.count(b"{") > self.max_depth:
+            if _nesting_depth(raw) > self.max_depth:
+                return self._raise(
+                    ErrorCode.RPC_FRAMEWORK_ERROR, f"JSON nested deeper than {self.max_depth}"
+                )
+        try:
+            elements = _frame_decoder.decode(raw)
+        except msgspec.ValidationError:
+            return self._raise(ErrorCode.RPC_FRAMEWORK_ERROR, "frame is not a JSON array")
+        except (msgspec.DecodeError, RecursionError):
+            return self._raise(ErrorCode.RPC_FRAMEWORK_ERROR, "frame is not valid JSON")
+        return self._frame_from_elements(elements)
+
+    def _raise(self, code: ErrorCode, description: str) -> Frame:
+        raise self._error(code, description)
+
+    def _frame_from_elements(self, elements: list[msgspec.Raw]) -> Frame:
+        message_id = _read_message_id(elements)
+        if message_id is None:
+            raise self._error(
+                ErrorCode.RPC_FRAMEWORK_ERROR,
+                "message id missing, not a string, empty or longer than "
+                f"{MAX_MESSAGE_ID_LENGTH} characters",
+            )
+        try:
+            type_number = _int_decoder.decode(elements[0])
+        except msgspec.MsgspecError:
+            raise self._error(
+                ErrorCode.RPC_FRAMEWORK_ERROR, "message type is not an integer", message_id
+            ) from None
+        try:
+            message_type = MessageType(type_number)
+        except ValueError:
+            message_type = None
+        if message_type is None or (
+            message_type in _TYPES_2_1 and self.version is not OcppVersion.V21
+        ):
+            raise self._error(
+                ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED,
+                f"message type {type_number} is not supported by OCPP {self.version}",
+                message_id,
+                type_number,
+            )
+        if len(elements) != _ARITY[message_type]:
+            raise self._error(
+                ErrorCode.RPC_FRAMEWORK_ERROR,
+                f"{message_type.name} must have {_ARITY[message_type]} elements, "
+                f"got {len(elements)}",
+                message_id,
+                message_type,
+            )
+        try:
+            return _BUILDERS[message_type](message_id, elements)
+        except _ElementError as exc:
+            raise self._error(exc.code, exc.description, message_id, message_type) from None
+
+
+def _read_message_id(elements: list[msgspec.Raw]) -> str | None:
+    """The message id, when element 1 is a string of 1..36 characters; else None."""
+    if len(elements) < 2:
+        return None
+    try:
+        message_id = _str_decoder.decode(elements[1])
+    except msgspec.MsgspecError:
+        return None
+    if not 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH:
+        return None
+    return message_id
+
+
+class _ElementError(Exception):
+    def __init__(self, code: ErrorCode, description: str) -> None:
+        self.code = code
+        self.description = description
+
+
+def _text(raw: msgspec.Raw, what: str) -> str:
+    try:
+        return _str_decoder.decode(raw)
+    except msgspec.MsgspecError:
+        raise _ElementError(ErrorCode.RPC_FRAMEWORK_ERROR, f"{what} is not a string") from None
+
+
+def _action(raw: msgspec.Raw) -> str:
+    action = _text(raw, "action")
+    if not action:
+        raise _ElementError(ErrorCode.RPC_FRAMEWORK_ERROR, "action is empty")
+    return action
+
+
+def _payload(raw: msgspec.Raw) -> msgspec.Raw:
+    # The payload of every OCPP message is a JSON object; ``{}`` when empty (2.0.1 Part 4
+    # §4.1.5). ``null``, arrays and scalars are not a PDU: FormatViolation.
+    if memoryview(raw)[:1] != b"{":
+        raise _ElementError(ErrorCode.FORMAT_VIOLATION, "payload is not a JSON object")
+    return raw
+
+
+def _details(raw: msgspec.Raw) -> dict[str, Any]:
+    try:
+        return _details_decoder.decode(raw)
+    except msgspec.MsgspecError:
+        raise _ElementError(
+            ErrorCode.RPC_FRAMEWORK_ERROR, "errorDetails is not a JSON object"
+        ) from None
+
+
+def _build_call(message_id: str, e: list[msgspec.Raw]) -> Frame:
+    return Call(message_id, _action(e[2]), _payload(e[3]))
+
+
+def _build_call_result(message_id: str, e: list[msgspec.Raw]) -> Frame:
+    return CallResult(message_id, _payload(e[2]))
+
+
+def _build_call_error(message_id: str, e: list[msgspec.Raw]) -> Frame:
+    return CallError(
+        message_id, _text(e[2], "errorCode"), _text(e[3], "errorDescription"), _details(e[4])
+    )
+
+
+def _build_call_result_error(message_id: str, e: list[msgspec.Raw]) -> Frame:
+    return CallResultError(
+        message_id, _text(e[2], "errorCode"), _text(e[3], "errorDescription"), _details(e[4])
+    )
+
+
+def _build_send(message_id: str, e: list[msgspec.Raw]) -> Frame:
+    return Send(message_id, _action(e[2]), _payload(e[3]))
+
+
+_BUILDERS: Final = {
+    MessageType.CALL: _build_call,
+    MessageType.CALLRESULT: _build_call_result,
+    MessageType.CALLERROR: _build_call_error,
+    MessageType.CALLRESULTERROR: _build_call_result_error,
+    MessageType.SEND: _build_send,
+}
+
+
+# -- encoding -------------------------------------------------------------------------------
+
+Payload = msgspec.Struct | msgspec.Raw | dict[str, Any]
+
+
+def encode_call(message_id: str, action: str, payload: Payload) -> bytes:
+    """``[2, messageId, action, payload]`` as JSON bytes."""
+    return _encoder.encode((MessageType.CALL.value, message_id, action, payload))
+
+
+def encode_call_result(message_id: str, payload: Payload) -> bytes:
+    """``[3, messageId, payload]`` as JSON bytes."""
+    return _encoder.encode((MessageType.CALLRESULT.value, message_id, payload))
+
+
+def _error_frame(
+    message_type: MessageType,
+    message_id: str,
+    code: str,
+    description: str,
+    details: dict[str, Any] | None,
+) -> bytes:
+    if len(description) > MAX_DESCRIPTION_LENGTH:
+        description = description[: MAX_DESCRIPTION_LENGTH - 3] + "..."
+    return _encoder.encode(
+        (message_type.value, message_id, code, description, details if details else {})
+    )
+
+
+def encode_call_error(
+    message_id: str, code: str, description: str = "", details: dict[str, Any] | None = None
+) -> bytes:
+    """``[4, messageId, errorCode, errorDescription, errorDetails]`` as JSON bytes.
+
+    The description is cut to 255 characters; empty details are sent as ``{}``.
+    """
+    return _error_frame(MessageType.CALLERROR, message_id, code, description, details)
+
+
+def encode_call_result_error(
+    message_id: str, code: str, description: str = "", details: dict[str, Any] | None = None
+) -> bytes:
+    """OCPP 2.1 ``[5, messageId, errorCode, errorDescription, errorDetails]``."""
+    return _error_frame(MessageType.CALLRESULTERROR, message_id, code, description, details)
+
+
+def encode_send(message_id: str, action: str, payload: Payload) -> bytes:
+    """OCPP 2.1 ``[6, messageId, action, payload]`` as JSON bytes."""
+    return _encoder.encode((MessageType.SEND.value, message_id, action, payload))

@@ -1,0 +1,301 @@
+"""The asyncio driver of one RPC session over one ``websockets`` connection.
+
+Theory of operation
+-------------------
+A :class:`Connection` owns four tasks while :meth:`Connection.run` runs:
+
+* the **reader** feeds every text message to the :class:`~ocppkit.protocol.RpcSession` with
+  the loop's clock, turns its events into resolved futures (our CALLs) or queued work (the
+  peer's CALLs), and arms a timer for the session's next deadline;
+* the **handler worker** answers the peer's CALLs one at a time, in arrival order, through
+  the :class:`~ocppkit.protocol.Router`. It runs beside the reader, so a handler may itself
+  :meth:`~Connection.call` the peer: the reply is read while the handler waits (no deadlock,
+  checklist C9);
+* the **deadline** task fails our CALL in flight when the session's deadline passes (a loop
+  timer wakes it), so the next queued CALL goes out;
+* the **writer** is the only task that writes to the socket: frames leave in the order the
+  session produced them (serialized writes).
+
+Backpressure: the peer's CALLs wait in a queue of ``max_incoming`` entries; when it is full
+the reader stops reading, and TCP flow control slows the peer down: none is dropped
+(checklist C5). Frames to write wait in a queue of ``max_outgoing`` entries; producers wait
+when it is full. Binary frames are not OCPP-J (which is text, OCPP-J §3): the connection is
+closed with 1003.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, Final
+
+import msgspec
+import structlog
+from websockets.asyncio.connection import Connection as WebSocket
+from websockets.exceptions import ConnectionClosed
+
+from ocppkit.protocol.errors import (
+    ErrorCode,
+    HandlerError,
+    OcppError,
+    OutgoingMessageError,
+    SessionClosedError,
+)
+from ocppkit.protocol.router import Router
+from ocppkit.protocol.session import (
+    CallCompleted,
+    CallFailed,
+    CallReceived,
+    ErrorAnswered,
+    Event,
+    FrameIgnored,
+    ReplyDropped,
+    RpcSession,
+    SendReceived,
+)
+
+__all__ = ["DEFAULT_MAX_INCOMING", "DEFAULT_MAX_OUTGOING", "Connection"]
+
+#: Peer CALLs that may wait for the handler worker before reading pauses.
+DEFAULT_MAX_INCOMING: Final = 16
+#: Frames that may wait for the writer before producers pause.
+DEFAULT_MAX_OUTGOING: Final = 256
+#: Close code for a binary frame (RFC 6455 §7.4.1: data of a type it cannot accept).
+CLOSE_UNSUPPORTED_DATA: Final = 1003
+
+_log = structlog.get_logger("ocppkit.transport")
+
+
+class Connection:
+    """One OCPP connection: a session, a socket, a router, and the tasks that join them.
+
+    Args:
+        websocket: an open ``websockets`` connection whose subprotocol has been agreed.
+        session: the RPC session for the negotiated version.
+        router: answers the peer's CALLs; without one every CALL is answered NotSupported.
+        identity: the station id, for logs (and for the application's use).
+        context: passed to handlers as their second argument (defaults to this connection).
+        max_incoming: see the module docstring.
+        max_outgoing: see the module docstring.
+    """
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        session: RpcSession,
+        router: Router | None = None,
+        *,
+        identity: str = "",
+        context: Any = None,
+        max_incoming: int = DEFAULT_MAX_INCOMING,
+        max_outgoing: int = DEFAULT_MAX_OUTGOING,
+    ) -> None:
+        self.websocket = websocket
+        self.session = session
+        self.router = router if router is not None else Router()
+        self.identity = identity
+        self.context = self if context is None else context
+        self.log = _log.bind(station_id=identity, ocpp=str(session.version))
+        self._incoming: asyncio.Queue[CallReceived] = asyncio.Queue(max_incoming)
+        self._outgoing: asyncio.Queue[bytes] = asyncio.Queue(max_outgoing)
+        self._waiters: dict[str, asyncio.Future[msgspec.Struct]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+        self._done = asyncio.Event()
+        self._deadline_due = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def version(self) -> str:
+        """The negotiated OCPP version, e.g. ``"2.0.1"``."""
+        return str(self.session.version)
+
+    @property
+    def incoming_backlog(self) -> int:
+        """The peer's CALLs waiting for the handler worker (at most ``max_incoming``)."""
+        return self._incoming.qsize()
+
+    @property
+    def closed(self) -> bool:
+        """True once the socket is closed and every pending call has failed."""
+        return self._done.is_set()
+
+    # -- the application's side -------------------------------------------------------------
+
+    async def call(self, action: str, payload: msgspec.Struct | dict[str, Any]) -> Any:
+        """Send a CALL and wait for its reply; CALLs queue behind the one in flight.
+
+        Returns:
+            The typed response Struct of ``action``.
+
+        Raises:
+            CallErrorReceived: the peer answered with a CALLERROR.
+            CallTimeoutError: no reply within the session's ``call_timeout``.
+            SessionClosedError: the connection closed first.
+            PayloadError: the peer's reply fails the response schema.
+            OutgoingMessageError: our payload fails its schema (nothing was sent).
+        """
+        if self.closed:
+            raise SessionClosedError("the connection is closed")
+        message_id = self.session.send_call(action, payload, self._loop.time())
+        future: asyncio.Future[msgspec.Struct] = self._loop.create_future()
+        self._waiters[message_id] = future
+        await self._flush()
+        return await future
+
+    async def send(self, action: str, payload: msgspec.Struct | dict[str, Any]) -> None:
+        """OCPP 2.1 SEND: an unconfirmed message; returns once it is queued for writing."""
+        self.session.send_unconfirmed(action, payload)
+        await self._flush()
+
+    async def run(self) -> None:
+        """Drive the connection until the socket closes; then fail what is pending."""
+        self._tasks = [
+            asyncio.create_task(self._write_loop()),
+            asyncio.create_task(self._handle_loop()),
+            asyncio.create_task(self._deadline_loop()),
+        ]
+        try:
+            await self._read_loop()
+        finally:
+            await self._shutdown()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the socket; :meth:`run` then returns and pending calls fail."""
+        await self.websocket.close(code, reason)
+
+    async def wait_closed(self) -> None:
+        """Wait until :meth:`run` has finished."""
+        await self._done.wait()
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        try:
+            async for message in self.websocket:
+                if isinstance(message, bytes):
+                    self.log.warning("binary frame refused", size=len(message))
+                    await self.websocket.close(CLOSE_UNSUPPORTED_DATA, "OCPP-J uses text frames")
+                    return
+                self.session.receive_data(message, self._loop.time())
+                await self._process()
+        except ConnectionClosed:
+            pass
+
+    async def _handle_loop(self) -> None:
+        while True:
+            event = await self._incoming.get()
+            await self._answer(event)
+
+    async def _answer(self, event: CallReceived) -> None:
+        try:
+            result = await self.router.dispatch(event.action, event.message, self.context)
+            self.session.send_result(event.message_id, result)
+        except HandlerError as exc:
+            self._answer_error(event, exc.code, exc.description, exc.details)
+        except SessionClosedError:
+            return
+        except OutgoingMessageError as exc:
+            self.log.error("handler returned an invalid response", message_id=event.message_id,
+                           action=event.action, error=str(exc))
+            self._answer_error(event, ErrorCode.INTERNAL_ERROR, "invalid response")
+        except Exception:
+            self.log.exception("handler failed", message_id=event.message_id, action=event.action)
+            self._answer_error(event, ErrorCode.INTERNAL_ERROR, "the handler failed")
+        await self._flush()
+
+    def _answer_error(
+        self,
+        event: CallReceived,
+        code: ErrorCode,
+        description: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        with contextlib.suppress(OcppError):
+            self.session.send_error(event.message_id, code, description, details)
+
+    async def _write_loop(self) -> None:
+        while True:
+            frame = await self._outgoing.get()
+            try:
+                await self.websocket.send(frame, text=True)
+            except ConnectionClosed:
+                return
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def _process(self) -> None:
+        """Act on the session's events, queue its frames, re-arm the deadline timer."""
+        for event in self.session.events_received():
+            if isinstance(event, CallReceived):
+                await self._incoming.put(event)
+            else:
+                self._settle(event)
+        await self._flush()
+        self._arm_timer()
+
+    def _settle(self, event: Event) -> None:
+        if isinstance(event, CallCompleted):
+            future = self._waiters.pop(event.message_id, None)
+            if future is not None and not future.done():
+                future.set_result(event.result)
+        elif isinstance(event, CallFailed):
+            future = self._waiters.pop(event.message_id, None)
+            if future is not None and not future.done():
+                future.set_exception(event.error)
+        elif isinstance(event, ErrorAnswered):
+            self.log.info("answered with CALLERROR", message_id=event.error.message_id,
+                          code=event.error.code, description=event.error.description)
+        elif isinstance(event, ReplyDropped):
+            self.log.info("reply dropped", message_id=event.message_id, reason=event.reason)
+        elif isinstance(event, FrameIgnored):
+            self.log.info("frame ignored", message_id=getattr(event.error, "message_id", None),
+                          error=str(event.error))
+        elif isinstance(event, SendReceived):
+            self.log.debug("SEND received", message_id=event.message_id, action=event.action)
+        else:
+            self.log.info("session event", event_type=type(event).__name__)
+
+    async def _flush(self) -> None:
+        for frame in self.session.data_to_send():
+            await self._outgoing.put(frame)
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        deadline = self.session.next_deadline()
+        if self._timer is not None:
+            if deadline is not None and self._timer.when() == deadline:
+                return
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None and not self.closed:
+            self._timer = self._loop.call_at(deadline, self._on_deadline)
+
+    def _on_deadline(self) -> None:
+        self._timer = None
+        self._deadline_due.set()
+
+    async def _deadline_loop(self) -> None:
+        while True:
+            await self._deadline_due.wait()
+            self._deadline_due.clear()
+            self.session.check_deadlines(self._loop.time())
+            await self._process()
+
+    async def _shutdown(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.session.close()
+        for event in self.session.events_received():
+            self._settle(event)
+        self._done.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for future in self._waiters.values():
+            if not future.done():
+                future.set_exception(SessionClosedError("connection closed"))
+        self._waiters.clear()
