@@ -26,7 +26,8 @@ def resolve(node: Schema, root: Schema) -> Schema:
 
 
 _datetimes = st.builds(
-    lambda d, frac, zone: d.strftime("%Y-%m-%dT%H:%M:%S") + frac + zone,
+    # Not strftime: glibc's %Y does not zero-pad years below 1000.
+    lambda d, frac, zone: f"{d.year:04d}-{d:%m-%dT%H:%M:%S}{frac}{zone}",
     st.datetimes(),
     st.sampled_from(["", ".5", ".123", ".123456"]),
     st.sampled_from(["Z", "+00:00", "+05:30", "-08:00", "+23:59"]),
@@ -39,18 +40,33 @@ _uris = st.builds(
 )
 
 
+any_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**31), 2**31) | st.floats(allow_nan=False,
+    allow_infinity=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+
+
 def valid(node: Schema, root: Schema) -> st.SearchStrategy[Any]:
     """Instances the schema accepts."""
     node = resolve(node, root)
     if "enum" in node:
         return st.sampled_from(node["enum"])
     kind = node.get("type")
+    if kind is None:  # 2.x DataTransfer.data: any JSON value
+        return any_json
     if kind == "object":
         properties = node.get("properties", {})
         required = set(node.get("required", []))
+        optional = {k: valid(v, root) for k, v in properties.items() if k not in required}
+        if node.get("additionalProperties", True) is not False:
+            # 2.x CustomDataType is open: vendors may add properties.
+            optional["vendorExtension"] = any_json
         return st.fixed_dictionaries(
             {k: valid(v, root) for k, v in properties.items() if k in required},
-            optional={k: valid(v, root) for k, v in properties.items() if k not in required},
+            optional=optional,
         )
     if kind == "array":
         low = node.get("minItems", 0)
@@ -62,9 +78,11 @@ def valid(node: Schema, root: Schema) -> st.SearchStrategy[Any]:
         if node.get("format") == "uri":
             return _uris
         high = node.get("maxLength", 40)
-        return st.text(max_size=min(high, 40)) | st.text(min_size=high, max_size=high)
+        at_max = st.text(min_size=1, max_size=5).map(lambda t: (t * high)[:high])
+        return st.text(max_size=min(high, 40)) | at_max
     if kind == "integer":
-        low, high = node.get("minimum", -(2**31)), node.get("maximum", 2**31 - 1)
+        # 2.1 writes some integer bounds as floats ("minimum": 0.0).
+        low, high = int(node.get("minimum", -(2**31))), int(node.get("maximum", 2**31 - 1))
         return st.integers(low, high) | st.sampled_from([low, high])
     if kind == "number":
         if "multipleOf" in node:
@@ -96,7 +114,8 @@ def sites(instance: Any, node: Schema, root: Schema) -> list[Site]:
         found.append(Site(container, key, schema))
         if isinstance(value, dict) and schema.get("type") == "object":
             for k, v in value.items():
-                walk(value, k, v, schema["properties"][k])
+                if k in schema.get("properties", {}):
+                    walk(value, k, v, schema["properties"][k])
         elif isinstance(value, list) and schema.get("type") == "array":
             for i, v in enumerate(value):
                 walk(value, i, v, schema["items"])
@@ -177,10 +196,11 @@ def mutate(
                            ("2024-13-01T00:00:00Z", "2024-02-30T00:00:00Z", "not-a-date",
                             "2024-01-01T00:00:00", "2024-01-01", "2024-01-01T25:00:00Z")]
         elif kind == "past_bound" and schema.get("type") in ("integer", "number"):
+            as_type = int if schema["type"] == "integer" else float
             if "minimum" in schema:
-                candidates.append((site, schema["minimum"] - 1))
+                candidates.append((site, as_type(schema["minimum"] - 1)))
             if "maximum" in schema:
-                candidates.append((site, schema["maximum"] + 1))
+                candidates.append((site, as_type(schema["maximum"] + 1)))
         elif kind == "array_cardinality" and schema.get("type") == "array":
             if schema.get("minItems", 0) > 0:
                 candidates.append((site, []))

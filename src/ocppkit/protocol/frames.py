@@ -253,7 +253,7 @@ def _read_message_id(elements: list[msgspec.Raw]) -> str | None:
         return None
     try:
         message_id = _str_decoder.decode(elements[1])
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, UnicodeDecodeError):
         return None
     if not 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH:
         return None
@@ -269,7 +269,7 @@ class _ElementError(Exception):
 def _text(raw: msgspec.Raw, what: str) -> str:
     try:
         return _str_decoder.decode(raw)
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, UnicodeDecodeError):
         raise _ElementError(ErrorCode.RPC_FRAMEWORK_ERROR, f"{what} is not a string") from None
 
 
@@ -291,7 +291,7 @@ def _payload(raw: msgspec.Raw) -> msgspec.Raw:
 def _details(raw: msgspec.Raw) -> dict[str, Any]:
     try:
         return _details_decoder.decode(raw)
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, UnicodeDecodeError):
         raise _ElementError(
             ErrorCode.RPC_FRAMEWORK_ERROR, "errorDetails is not a JSON object"
         ) from None

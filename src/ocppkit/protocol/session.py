@@ -30,7 +30,8 @@ Rules it enforces:
    is never answered with a CALLERROR (2.1 answers it with a CALLRESULTERROR), it fails the
    CALL it answers.
 6. **Close**: every CALL in flight or queued fails with
-   :class:`~ocppkit.protocol.errors.SessionClosedError`; nothing more is sent.
+   :class:`~ocppkit.protocol.errors.SessionClosedError`; frames not yet taken by
+   :meth:`data_to_send` are discarded and nothing more is sent.
 
 Message ids of our CALLs are uuid4 strings, unique per sender (OCPP-J §4.1.4).
 """
@@ -281,8 +282,8 @@ class RpcSession:
                 queue is full.
         """
         self._check_open()
-        if not self.validator.knows(action):
-            raise OutgoingMessageError(f"OCPP {self.version} has no action {action!r}")
+        if not self.validator.has_response(action):
+            raise OutgoingMessageError(f"OCPP {self.version} has no CALL {action!r}")
         if len(self._queue) >= self.max_queued_calls:
             raise OutgoingMessageError(f"{self.max_queued_calls} CALLs already queued")
         message_id = self._new_id()
@@ -351,6 +352,7 @@ class RpcSession:
         self._in_flight = None
         self._queue.clear()
         self._handling.clear()
+        self._out.clear()  # the socket is gone: frames not yet written can no longer be
         for call in pending:
             self._events.append(
                 CallFailed(call.message_id, call.action, SessionClosedError("connection closed"))
@@ -468,6 +470,16 @@ class RpcSession:
                 RemoteError(
                     ErrorCode.NOT_IMPLEMENTED,
                     f"unknown action for OCPP {self.version}",
+                    version=self.version,
+                    message_id=message_id,
+                )
+            )
+            return
+        if not self.validator.has_response(frame.action):
+            self._answer_error(
+                RemoteError(
+                    ErrorCode.NOT_SUPPORTED,
+                    f"{frame.action} exists only as a SEND, it cannot be a CALL",
                     version=self.version,
                     message_id=message_id,
                 )

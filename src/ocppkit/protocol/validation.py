@@ -218,6 +218,10 @@ class Validator:
         """True when ``action`` is an action of this version (case-sensitive)."""
         return action in self._requests
 
+    def has_response(self, action: str) -> bool:
+        """False for actions that exist only as a 2.1 SEND (NotifyPeriodicEventStream)."""
+        return action in self._responses
+
     def message_type(self, action: str, *, response: bool = False) -> type[msgspec.Struct]:
         """The Struct for ``action``; ``KeyError`` when the version has no such action."""
         return (self._responses if response else self._requests)[action]
@@ -244,10 +248,10 @@ class Validator:
                     raise self._payload_error(action, message) from None
                 relaxations = relaxations | {needed}
                 self.relaxation_counts[needed] += 1
-            except (msgspec.DecodeError, RecursionError):
+            except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
                 raise PayloadError(
                     ErrorCode.FORMAT_VIOLATION,
-                    "payload is not valid JSON",
+                    "payload is not valid UTF-8 JSON",
                     version=self.version,
                     action=action,
                 ) from None

@@ -135,6 +135,7 @@ def test_late_and_unknown_replies_are_reported_and_dropped() -> None:
     session.send_call("Heartbeat", {}, now=0.0)
     session.check_deadlines(2.0)
     session.events_received()
+    session.data_to_send()
     session.send_call("Heartbeat", {}, now=2.0)
     session.receive_data(b'[3,"a",{"currentTime":"2026-11-27T10:00:00Z"}]', 2.5)
     session.receive_data(b'[4,"zzz","GenericError","",{}]', 2.5)
@@ -311,7 +312,7 @@ def test_outgoing_messages_are_validated() -> None:
     session = RpcSession("1.6")
     with pytest.raises(OutgoingMessageError, match="BootNotificationRequest fails its schema"):
         session.send_call("BootNotification", {"chargePointVendor": "ACME"}, now=0.0)
-    with pytest.raises(OutgoingMessageError, match="no action"):
+    with pytest.raises(OutgoingMessageError, match="no CALL"):
         session.send_call("NoSuchAction", {}, now=0.0)
     assert session.data_to_send() == [] and session.call_in_flight is None
     session.receive_data(b'[2,"h","Heartbeat",{}]', 0.0)
@@ -340,3 +341,12 @@ def test_queue_is_bounded() -> None:
         session.send_call("Heartbeat", {}, now=0.0)
     with pytest.raises(OutgoingMessageError, match="2 CALLs already queued"):
         session.send_call("Heartbeat", {}, now=0.0)
+
+
+def test_send_only_action_as_call_is_not_supported() -> None:
+    """2.1 NotifyPeriodicEventStream is a SEND (no response schema): as a CALL -> NotSupported."""
+    session = RpcSession("2.1")
+    session.receive_data(b'[2,"n1","NotifyPeriodicEventStream",{}]', 0.0)
+    assert frames(session)[0][:3] == [4, "n1", "NotSupported"]
+    with pytest.raises(OutgoingMessageError, match="no CALL"):
+        session.send_call("NotifyPeriodicEventStream", {}, now=0.0)
