@@ -284,6 +284,7 @@ class VersionModel:
     occurrences: dict[NamedKey, list[Occurrence]]
     messages: dict[str, StructKey]  # schema file name -> its message Struct
     names: dict[NamedKey, str] = field(default_factory=dict)
+    kept_by: dict[NamedKey, str] = field(default_factory=dict)  # renamed -> file keeping name
     notes: list[str] = field(default_factory=list)
 
 
@@ -581,9 +582,10 @@ def assign_names(model: VersionModel) -> None:
             first = model.occurrences[key][0]
             name = first.file.action + candidate
             model.names[key] = name
+            model.kept_by[key] = model.occurrences[ranked[0]][0].file.name
             model.notes.append(
                 f"{candidate}: {first.file.name} {first.pointer} differs from the one in "
-                f"{model.occurrences[ranked[0]][0].file.name}: named {name}"
+                f"{model.kept_by[key]}: named {name}"
             )
     differing = sorted(
         model.names[k]
@@ -754,7 +756,6 @@ def render_post_init(key: StructKey, imports: Imports) -> str:
 
 def struct_paragraphs(model: VersionModel, key: StructKey) -> list[str]:
     """Docstring paragraphs of a Struct: origin, naming or extensibility notes, description."""
-    name = model.names[key]
     first = model.occurrences[key][0]
     if first.pointer == "#":
         kind = {"Request": "CALL", "Response": "CALLRESULT"}[first.file.direction]
@@ -763,11 +764,8 @@ def struct_paragraphs(model: VersionModel, key: StructKey) -> list[str]:
         paragraphs = [f"{first.file.name}: the payload of a {first.file.action} {kind}."]
     else:
         paragraphs = [where_found(model, key)]
-    if name != key.candidate:
-        paragraphs.append(
-            f"Not ``{key.candidate}``: that name is taken by a type of a different structure "
-            "in another schema file, so this one carries its action's name."
-        )
+    if key in model.kept_by:
+        paragraphs.append(renamed_note(model, key))
     if not key.forbid_unknown_fields:
         paragraphs.append(
             "Extensible: the schema has no ``additionalProperties: false``, so unknown (vendor) "
@@ -797,11 +795,8 @@ def render_enum(model: VersionModel, key: EnumKey, imports: Imports) -> str:
     imports.use("enum")
     paragraphs = [where_found(model, key)]
     name = model.names[key]
-    if name != key.candidate:
-        paragraphs.append(
-            f"Not ``{key.candidate}``: that name is taken by an enumeration with other values "
-            "in another schema file, so this one carries its action's name."
-        )
+    if key in model.kept_by:
+        paragraphs.append(renamed_note(model, key))
     description = shared_description(model, key)
     if description:
         paragraphs.append(description)
@@ -810,6 +805,14 @@ def render_enum(model: VersionModel, key: EnumKey, imports: Imports) -> str:
         raise SchemaError(f"{name}: two values give the same member name")
     lines = [f"    {m} = {json.dumps(v)}\n" for m, v in zip(members, key.values, strict=True)]
     return f"class {name}(enum.StrEnum):\n" + docstring(paragraphs, "    ") + "\n" + "".join(lines)
+
+
+def renamed_note(model: VersionModel, key: NamedKey) -> str:
+    """Why a class carries its action's name (see ``assign_names``)."""
+    return (
+        f"Prefixed with its action: ``{key.candidate}`` is the type of the same name in "
+        f"{model.kept_by[key]}, whose schema differs from this one."
+    )
 
 
 def has_response(model: VersionModel, action: str) -> bool:

@@ -41,10 +41,14 @@ _uris = st.builds(
 
 
 any_json = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**31), 2**31) | st.floats(allow_nan=False,
-    allow_infinity=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**31), 2**31)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -170,9 +174,7 @@ def _set(site: Site, root_holder: list[Any], value: Any) -> None:
         site.container[site.key] = value
 
 
-def mutate(
-    instance: Any, node: Schema, root: Schema, kind: str, pick: int
-) -> Any | None:
+def mutate(instance: Any, node: Schema, root: Schema, kind: str, pick: int) -> Any | None:
     """``instance`` with one mutation of ``kind`` at the ``pick``-th applicable site, or None
     when no site admits that mutation."""
     instance = copy.deepcopy(instance)
@@ -192,9 +194,17 @@ def mutate(
         elif kind == "add_property" and schema.get("type") == "object":
             candidates.append((site, None))
         elif kind == "bad_datetime" and schema.get("format") == "date-time":
-            candidates += [(site, bad) for bad in
-                           ("2024-13-01T00:00:00Z", "2024-02-30T00:00:00Z", "not-a-date",
-                            "2024-01-01T00:00:00", "2024-01-01", "2024-01-01T25:00:00Z")]
+            candidates += [
+                (site, bad)
+                for bad in (
+                    "2024-13-01T00:00:00Z",
+                    "2024-02-30T00:00:00Z",
+                    "not-a-date",
+                    "2024-01-01T00:00:00",
+                    "2024-01-01",
+                    "2024-01-01T25:00:00Z",
+                )
+            ]
         elif kind == "past_bound" and schema.get("type") in ("integer", "number"):
             as_type = int if schema["type"] == "integer" else float
             if "minimum" in schema:
@@ -205,8 +215,12 @@ def mutate(
             if schema.get("minItems", 0) > 0:
                 candidates.append((site, []))
             if "maxItems" in schema and isinstance(value, list) and value:
-                candidates.append((site, value + [value[0]] * (schema["maxItems"] + 1 - len(value))))
-        elif kind == "null_value" and site.container is not None and isinstance(site.container, dict):
+                candidates.append(
+                    (site, value + [value[0]] * (schema["maxItems"] + 1 - len(value)))
+                )
+        elif (
+            kind == "null_value" and site.container is not None and isinstance(site.container, dict)
+        ):
             candidates.append((site, None))
     if not candidates:
         return None

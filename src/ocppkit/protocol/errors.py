@@ -98,7 +98,9 @@ def error_code_from_wire(code: str) -> ErrorCode | None:
 
 
 def _clip(text: str) -> str:
-    return text if len(text) <= MAX_DESCRIPTION_LENGTH else text[: MAX_DESCRIPTION_LENGTH - 3] + "..."
+    return (
+        text if len(text) <= MAX_DESCRIPTION_LENGTH else text[: MAX_DESCRIPTION_LENGTH - 3] + "..."
+    )
 
 
 class OcppError(Exception):

@@ -190,11 +190,12 @@ class FrameParser:
             return self._raise(
                 ErrorCode.RPC_FRAMEWORK_ERROR, f"frame exceeds {self.max_frame_size} bytes"
             )
-        if raw.count(b"[") + raw.count(b"{") > self.max_depth:
-            if _nesting_depth(raw) > self.max_depth:
-                return self._raise(
-                    ErrorCode.RPC_FRAMEWORK_ERROR, f"JSON nested deeper than {self.max_depth}"
-                )
+        # Counting brackets is cheap; the exact scan runs only when the count could exceed.
+        brackets = raw.count(b"[") + raw.count(b"{")
+        if brackets > self.max_depth and _nesting_depth(raw) > self.max_depth:
+            return self._raise(
+                ErrorCode.RPC_FRAMEWORK_ERROR, f"JSON nested deeper than {self.max_depth}"
+            )
         try:
             elements = _frame_decoder.decode(raw)
         except msgspec.ValidationError:
@@ -283,7 +284,7 @@ def _action(raw: msgspec.Raw) -> str:
 def _payload(raw: msgspec.Raw) -> msgspec.Raw:
     # The payload of every OCPP message is a JSON object; ``{}`` when empty (2.0.1 Part 4
     # §4.1.5). ``null``, arrays and scalars are not a PDU: FormatViolation.
-    if memoryview(raw)[:1] != b"{":
+    if memoryview(raw)[:1].tobytes() != b"{":
         raise _ElementError(ErrorCode.FORMAT_VIOLATION, "payload is not a JSON object")
     return raw
 

@@ -323,9 +323,7 @@ class RpcSession:
         self._check_open()
         self._answerable(message_id)
         del self._handling[message_id]
-        self._out.append(
-            encode_call_error(message_id, self._spell(code), description, details)
-        )
+        self._out.append(encode_call_error(message_id, self._spell(code), description, details))
 
     def send_unconfirmed(self, action: str, payload: msgspec.Struct | dict[str, Any]) -> str:
         """OCPP 2.1 SEND: a message that is never answered; allowed while a CALL is in flight.
@@ -435,9 +433,10 @@ class RpcSession:
         kind = error.message_type
         if kind in (MessageType.CALLRESULT, MessageType.CALLERROR, MessageType.CALLRESULTERROR):
             self._on_bad_reply(error, now)
-        elif kind == MessageType.SEND:
-            self._events.append(FrameIgnored(error))
-        elif error.error_code is ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED and not self.version.is_2x:
+        elif kind == MessageType.SEND or (
+            error.error_code is ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED and not self.version.is_2x
+        ):
+            # A SEND is never answered; 1.6 ignores unknown message types (1.6J §4.1.3).
             self._events.append(FrameIgnored(error))
         else:
             self._answer_error(error)

@@ -181,15 +181,23 @@ _RELAXATION_FOR_PREFIX: Final = {
     "Invalid enum value": Relaxation.UNKNOWN_ENUM_VALUES,
 }
 
-_MESSAGE_MODULES: Final = {OcppVersion.V16: v16, OcppVersion.V201: v201, OcppVersion.V21: v21}
+_REQUESTS: Final[Mapping[OcppVersion, Mapping[str, type[msgspec.Struct]]]] = {
+    OcppVersion.V16: v16.REQUESTS,
+    OcppVersion.V201: v201.REQUESTS,
+    OcppVersion.V21: v21.REQUESTS,
+}
+_RESPONSES: Final[Mapping[OcppVersion, Mapping[str, type[msgspec.Struct]]]] = {
+    OcppVersion.V16: v16.RESPONSES,
+    OcppVersion.V201: v201.RESPONSES,
+    OcppVersion.V21: v21.RESPONSES,
+}
 
 
 def message_types(
     version: OcppVersion, *, response: bool = False
 ) -> Mapping[str, type[msgspec.Struct]]:
     """The generated request (or response) Struct of every action of ``version``."""
-    module = _MESSAGE_MODULES[version]
-    return module.RESPONSES if response else module.REQUESTS
+    return (_RESPONSES if response else _REQUESTS)[version]
 
 
 class Validator:
@@ -297,7 +305,9 @@ def _relaxed_type(annotation: Any, relaxations: frozenset[Relaxation], relax: An
         inner, *metas = typing.get_args(annotation)
         if Relaxation.LONG_STRINGS in relaxations and inner is str:
             metas = [_without_max_length(meta) for meta in metas]
-        return Annotated[(relax(inner, relaxations), *metas)] if metas else relax(inner, relaxations)
+        return (
+            Annotated[(relax(inner, relaxations), *metas)] if metas else relax(inner, relaxations)
+        )
     if origin in (Union, types.UnionType):
         args = tuple(relax(arg, relaxations) for arg in typing.get_args(annotation))
         return Union[args]  # noqa: UP007 - built from a tuple at run time
@@ -332,7 +342,9 @@ def _relaxed_struct(
         if info.required:
             fields.append((info.name, relaxed))
         else:
-            fields.append((info.name, relaxed, msgspec.field(default=info.default, name=info.encode_name)))
+            fields.append(
+                (info.name, relaxed, msgspec.field(default=info.default, name=info.encode_name))
+            )
     config = struct_type.__struct_config__
     forbid = config.forbid_unknown_fields and Relaxation.UNKNOWN_PROPERTIES not in relaxations
     return msgspec.defstruct(

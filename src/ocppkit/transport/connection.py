@@ -196,8 +196,12 @@ class Connection:
         except SessionClosedError:
             return
         except OutgoingMessageError as exc:
-            self.log.error("handler returned an invalid response", message_id=event.message_id,
-                           action=event.action, error=str(exc))
+            self.log.error(
+                "handler returned an invalid response",
+                message_id=event.message_id,
+                action=event.action,
+                error=str(exc),
+            )
             self._answer_error(event, ErrorCode.INTERNAL_ERROR, "invalid response")
         except Exception:
             self.log.exception("handler failed", message_id=event.message_id, action=event.action)
@@ -244,13 +248,20 @@ class Connection:
             if future is not None and not future.done():
                 future.set_exception(event.error)
         elif isinstance(event, ErrorAnswered):
-            self.log.info("answered with CALLERROR", message_id=event.error.message_id,
-                          code=event.error.code, description=event.error.description)
+            self.log.info(
+                "answered with CALLERROR",
+                message_id=event.error.message_id,
+                code=event.error.code,
+                description=event.error.description,
+            )
         elif isinstance(event, ReplyDropped):
             self.log.info("reply dropped", message_id=event.message_id, reason=event.reason)
         elif isinstance(event, FrameIgnored):
-            self.log.info("frame ignored", message_id=getattr(event.error, "message_id", None),
-                          error=str(event.error))
+            self.log.info(
+                "frame ignored",
+                message_id=getattr(event.error, "message_id", None),
+                error=str(event.error),
+            )
         elif isinstance(event, SendReceived):
             self.log.debug("SEND received", message_id=event.message_id, action=event.action)
         else:

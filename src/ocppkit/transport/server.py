@@ -129,5 +129,3 @@ def _refuse(status: http.HTTPStatus, text: str) -> Response:
         [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
     )
     return Response(status.value, status.phrase, headers, body)
-
-

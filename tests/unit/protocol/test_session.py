@@ -72,9 +72,16 @@ def test_one_outstanding_call_further_calls_queued_in_order() -> None:
     pair = SessionPair.of("2.0.1")
     first = pair.station.send_call("Heartbeat", {}, now=0.0)
     second = pair.station.send_call("Heartbeat", {}, now=0.0)
-    third = pair.station.send_call("StatusNotification", {
-        "timestamp": "2026-11-27T10:00:00Z", "connectorStatus": "Available",
-        "evseId": 1, "connectorId": 1}, now=0.0)
+    third = pair.station.send_call(
+        "StatusNotification",
+        {
+            "timestamp": "2026-11-27T10:00:00Z",
+            "connectorStatus": "Available",
+            "evseId": 1,
+            "connectorId": 1,
+        },
+        now=0.0,
+    )
     out = frames(pair.station)
     assert [f[1] for f in out] == [first]
     assert pair.station.call_in_flight == first and pair.station.queued_calls == 2
@@ -86,8 +93,9 @@ def test_one_outstanding_call_further_calls_queued_in_order() -> None:
         assert pair.station.call_in_flight == expected
         (event,) = pair.csms.events_received()
         assert isinstance(event, CallReceived)
-        result = {} if event.action == "StatusNotification" else {
-            "currentTime": "2026-11-27T10:00:00Z"}
+        result = (
+            {} if event.action == "StatusNotification" else {"currentTime": "2026-11-27T10:00:00Z"}
+        )
         pair.csms.send_result(event.message_id, result)
         pair.pump()
     done = pair.station.events_received()
@@ -140,8 +148,10 @@ def test_late_and_unknown_replies_are_reported_and_dropped() -> None:
     session.receive_data(b'[3,"a",{"currentTime":"2026-11-27T10:00:00Z"}]', 2.5)
     session.receive_data(b'[4,"zzz","GenericError","",{}]', 2.5)
     events = session.events_received()
-    assert events == [ReplyDropped("a", "late: its CALL timed out"),
-                      ReplyDropped("zzz", "unknown id")]
+    assert events == [
+        ReplyDropped("a", "late: its CALL timed out"),
+        ReplyDropped("zzz", "unknown id"),
+    ]
     assert session.call_in_flight == "b"
     assert session.data_to_send() == [b'[2,"b","Heartbeat",{}]']
 
@@ -167,8 +177,9 @@ def test_close_fails_every_pending_and_queued_call() -> None:
     session.close()
     events = session.events_received()
     assert [e.message_id for e in events] == ids
-    assert all(isinstance(e, CallFailed) and isinstance(e.error, SessionClosedError)
-               for e in events)
+    assert all(
+        isinstance(e, CallFailed) and isinstance(e.error, SessionClosedError) for e in events
+    )
     with pytest.raises(SessionClosedError):
         session.send_call("Heartbeat", {}, now=0.0)
     session.receive_data(b'[2,"x","Heartbeat",{}]', 0.0)  # ignored once closed
@@ -182,8 +193,9 @@ def test_duplicate_incoming_id_while_handled_is_protocol_error() -> None:
     session.receive_data(b'[2,"dup","Heartbeat",{}]', 0.0)
     session.receive_data(b'[2,"dup","Heartbeat",{}]', 0.0)
     assert isinstance(session.events_received()[0], CallReceived)
-    assert frames(session) == [[4, "dup", "ProtocolError",
-                                "a CALL with this message id is still being handled", {}]]
+    assert frames(session) == [
+        [4, "dup", "ProtocolError", "a CALL with this message id is still being handled", {}]
+    ]
     session.send_result("dup", {"currentTime": "2026-11-27T10:00:00Z"})
     assert frames(session)[0][:2] == [3, "dup"]
     assert session.handling == frozenset()
@@ -207,8 +219,7 @@ def test_unknown_action_is_not_implemented(action: str) -> None:
         ("1.6", {"idTag": 12}, "TypeConstraintViolation"),
         ("1.6", {"idTag": "x" * 21}, "PropertyConstraintViolation"),
         ("1.6", {"idTag": "x", "extra": 1}, "FormationViolation"),
-        ("2.0.1", {"idToken": {"idToken": "x", "type": "ISO14443"}, "extra": 1},
-         "FormatViolation"),
+        ("2.0.1", {"idToken": {"idToken": "x", "type": "ISO14443"}, "extra": 1}, "FormatViolation"),
         ("2.1", {"idToken": {"idToken": "x", "type": 5}}, "TypeConstraintViolation"),
     ],
 )
@@ -279,9 +290,10 @@ def test_ocpp21_send_is_never_answered() -> None:
     """2.1 Part 4 §4.2.4: SEND is unconfirmed and may go while a CALL is in flight."""
     pair = SessionPair.of("2.1")
     pair.station.send_call("Heartbeat", {}, now=0.0)
-    pair.station.send_unconfirmed("NotifyPeriodicEventStream",
-                                  {"id": 1, "pending": 0, "basetime": "2026-11-27T10:00:00Z",
-                                   "data": [{"t": 0.0, "v": "1"}]})
+    pair.station.send_unconfirmed(
+        "NotifyPeriodicEventStream",
+        {"id": 1, "pending": 0, "basetime": "2026-11-27T10:00:00Z", "data": [{"t": 0.0, "v": "1"}]},
+    )
     pair.pump()
     kinds = [type(e) for e in pair.csms.events_received()]
     assert kinds == [CallReceived, SendReceived]
@@ -304,7 +316,8 @@ def test_callresulterror_is_reported() -> None:
     session = RpcSession("2.1")
     session.receive_data(b'[5,"r1","FormatViolation","bad result",{}]', 0.0)
     assert session.events_received() == [
-        CallResultRejected("r1", "FormatViolation", "bad result", {})]
+        CallResultRejected("r1", "FormatViolation", "bad result", {})
+    ]
 
 
 def test_outgoing_messages_are_validated() -> None:
@@ -330,8 +343,10 @@ def test_send_error_uses_the_versions_spelling() -> None:
     session.receive_data(b'[2,"b","Heartbeat",{}]', 0.0)
     session.send_error("a", ErrorCode.FORMAT_VIOLATION, "x")
     session.send_error("b", ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, "y", {"k": 1})
-    assert frames(session) == [[4, "a", "FormationViolation", "x", {}],
-                               [4, "b", "OccurenceConstraintViolation", "y", {"k": 1}]]
+    assert frames(session) == [
+        [4, "a", "FormationViolation", "x", {}],
+        [4, "b", "OccurenceConstraintViolation", "y", {"k": 1}],
+    ]
 
 
 def test_queue_is_bounded() -> None:

@@ -11,6 +11,7 @@ import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import msgspec
 import pytest
@@ -56,12 +57,27 @@ def test_bad_version_or_action_is_a_value_error() -> None:
 @pytest.mark.parametrize(
     ("version", "missing", "type_", "property_", "format_"),
     [
-        ("1.6", "OccurenceConstraintViolation", "TypeConstraintViolation",
-         "PropertyConstraintViolation", "FormationViolation"),
-        ("2.0.1", "OccurrenceConstraintViolation", "TypeConstraintViolation",
-         "PropertyConstraintViolation", "FormatViolation"),
-        ("2.1", "OccurrenceConstraintViolation", "TypeConstraintViolation",
-         "PropertyConstraintViolation", "FormatViolation"),
+        (
+            "1.6",
+            "OccurenceConstraintViolation",
+            "TypeConstraintViolation",
+            "PropertyConstraintViolation",
+            "FormationViolation",
+        ),
+        (
+            "2.0.1",
+            "OccurrenceConstraintViolation",
+            "TypeConstraintViolation",
+            "PropertyConstraintViolation",
+            "FormatViolation",
+        ),
+        (
+            "2.1",
+            "OccurrenceConstraintViolation",
+            "TypeConstraintViolation",
+            "PropertyConstraintViolation",
+            "FormatViolation",
+        ),
     ],
 )
 def test_code_table_per_version(
@@ -70,8 +86,10 @@ def test_code_table_per_version(
     """D1 missing -> Occurrence; D2 type -> Type; D3 enum/length -> Property; D4 extra ->
     Format; 1.6 keeps its errata spellings (1.6J errata 5.1, 5.2)."""
     if version == "1.6":
-        action, ok = "StatusNotification", {"connectorId": 1, "errorCode": "NoError",
-                                            "status": "Available"}
+        action, ok = (
+            "StatusNotification",
+            {"connectorId": 1, "errorCode": "NoError", "status": "Available"},
+        )
         assert code_of(version, action, {"connectorId": 1, "errorCode": "NoError"}) == missing
         assert code_of(version, action, ok | {"connectorId": "1"}) == type_
         assert code_of(version, action, ok | {"status": "Sleeping"}) == property_
@@ -84,10 +102,14 @@ def test_code_table_per_version(
         assert code_of(version, action, {"idToken": {"idToken": 5, "type": "ISO14443"}}) == type_
         # 2.0.1 types idToken.type as an enum; 2.1 as a string[20] (IdTokenEnumStringType).
         bad_type = "Bad" if version == "2.0.1" else "x" * 21
-        assert code_of(version, action, {"idToken": {"idToken": "A", "type": bad_type}}) == property_
+        assert (
+            code_of(version, action, {"idToken": {"idToken": "A", "type": bad_type}}) == property_
+        )
         too_long = "x" * (37 if version == "2.0.1" else 256)  # 2.1 widened idToken to 255
-        assert code_of(version, action, {"idToken": {"idToken": too_long,
-                                                     "type": "ISO14443"}}) == property_
+        assert (
+            code_of(version, action, {"idToken": {"idToken": too_long, "type": "ISO14443"}})
+            == property_
+        )
         assert code_of(version, action, ok | {"colour": "red"}) == format_
 
 
@@ -104,8 +126,16 @@ def test_string_length_boundary(version: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["2024-13-01T00:00:00Z", "2024-02-30T00:00:00Z", "2024-01-01T00:00:00", "2024-01-01",
-     "yesterday", "2024-01-01T24:00:00Z", "2024-01-01T00:00:60Z", ""],
+    [
+        "2024-13-01T00:00:00Z",
+        "2024-02-30T00:00:00Z",
+        "2024-01-01T00:00:00",
+        "2024-01-01",
+        "yesterday",
+        "2024-01-01T24:00:00Z",
+        "2024-01-01T00:00:60Z",
+        "",
+    ],
 )
 def test_bad_date_time_is_property_constraint(value: str) -> None:
     """D5: invalid dates, no zone -> PropertyConstraintViolation."""
@@ -119,18 +149,27 @@ def test_bad_date_time_is_property_constraint(value: str) -> None:
 )
 def test_named_date_time_cases_accepted(value: str) -> None:
     """Named in docs/error-codes.md: RFC 3339 §5.6 allows lower-case t/z and a space."""
-    validate_payload("2.0.1", "Heartbeat", json.dumps({"currentTime": value}).encode(),
-                     response=True)
+    validate_payload(
+        "2.0.1", "Heartbeat", json.dumps({"currentTime": value}).encode(), response=True
+    )
 
 
 @pytest.mark.parametrize("value", [0.3, 21.4, 32.0, 1.0, 0, 10, 1e-1])
 def test_multiple_of_tenth_accepts_decimal_values(value: float) -> None:
     """D6: 1.6 chargingRateUnit limits are multipleOf 0.1; 21.4 is valid (spec's intent)."""
-    profile = {"connectorId": 1, "csChargingProfiles": {
-        "chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
-        "chargingProfileKind": "Absolute", "chargingSchedule": {
-            "chargingRateUnit": "A", "chargingSchedulePeriod": [
-                {"startPeriod": 0, "limit": value}]}}}
+    profile = {
+        "connectorId": 1,
+        "csChargingProfiles": {
+            "chargingProfileId": 1,
+            "stackLevel": 0,
+            "chargingProfilePurpose": "TxDefaultProfile",
+            "chargingProfileKind": "Absolute",
+            "chargingSchedule": {
+                "chargingRateUnit": "A",
+                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": value}],
+            },
+        },
+    }
     validate_payload("1.6", "SetChargingProfile", json.dumps(profile).encode())
     profile["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] = 21.45  # type: ignore[index]
     assert code_of("1.6", "SetChargingProfile", profile) == "PropertyConstraintViolation"
@@ -138,15 +177,27 @@ def test_multiple_of_tenth_accepts_decimal_values(value: float) -> None:
 
 def test_integer_written_as_float_is_a_type_error() -> None:
     """Named difference: 1.0 in an integer field is rejected (OCPP integer), draft-04 style."""
-    assert code_of("2.0.1", "BootNotification", {"currentTime": "2026-01-01T00:00:00Z",
-                                                 "interval": 1.0, "status": "Accepted"},
-                   response=True) == "TypeConstraintViolation"
+    assert (
+        code_of(
+            "2.0.1",
+            "BootNotification",
+            {"currentTime": "2026-01-01T00:00:00Z", "interval": 1.0, "status": "Accepted"},
+            response=True,
+        )
+        == "TypeConstraintViolation"
+    )
 
 
 def test_null_for_optional_field_is_a_type_error() -> None:
     """2.0.1 Part 4 §4.1.5: optional fields are omitted, never null."""
-    assert code_of("1.6", "BootNotification", {"chargePointVendor": "A", "chargePointModel": "B",
-                                              "iccid": None}) == "TypeConstraintViolation"
+    assert (
+        code_of(
+            "1.6",
+            "BootNotification",
+            {"chargePointVendor": "A", "chargePointModel": "B", "iccid": None},
+        )
+        == "TypeConstraintViolation"
+    )
 
 
 def test_payload_not_an_object_is_format_violation() -> None:
@@ -168,8 +219,13 @@ def test_array_cardinality_is_occurrence() -> None:
 def test_description_names_the_path_but_not_the_value() -> None:
     """CALLERROR descriptions never echo input values (2.0.1 Part 4 §4.2.3)."""
     with pytest.raises(PayloadError) as info:
-        validate_payload("1.6", "StatusNotification", json.dumps({
-            "connectorId": 1, "errorCode": "NoError", "status": "SECRET-VALUE"}).encode())
+        validate_payload(
+            "1.6",
+            "StatusNotification",
+            json.dumps(
+                {"connectorId": 1, "errorCode": "NoError", "status": "SECRET-VALUE"}
+            ).encode(),
+        )
     assert "SECRET-VALUE" not in info.value.description
     assert info.value.path == "$.status"
     assert info.value.description.startswith("StatusNotification: Invalid enum value at $.status")
@@ -196,7 +252,7 @@ def test_docs_table_matches_code() -> None:
 class TestLenient:
     """Lenient mode: declared relaxations, each counted, never silent."""
 
-    BOOT = {"chargePointVendor": "ACME", "chargePointModel": "X1"}
+    BOOT: ClassVar[dict[str, str]] = {"chargePointVendor": "ACME", "chargePointModel": "X1"}
 
     def test_strict_by_default(self) -> None:
         validator = Validator("1.6")
@@ -207,7 +263,8 @@ class TestLenient:
     def test_unknown_property_ignored_and_counted(self) -> None:
         validator = Validator("1.6", lenient=frozenset({Relaxation.UNKNOWN_PROPERTIES}))
         message, used = validator.decode(
-            "BootNotification", json.dumps(self.BOOT | {"vendorSpecific": 1}).encode())
+            "BootNotification", json.dumps(self.BOOT | {"vendorSpecific": 1}).encode()
+        )
         assert used == {Relaxation.UNKNOWN_PROPERTIES}
         assert message.charge_point_vendor == "ACME"  # type: ignore[attr-defined]
         assert type(message).__name__ == "BootNotificationRequest"
@@ -219,8 +276,13 @@ class TestLenient:
 
     def test_several_relaxations_in_one_payload(self) -> None:
         validator = Validator("1.6", lenient=frozenset(Relaxation))
-        payload = {"connectorId": 1, "errorCode": "NoError", "status": "Sleeping",
-                   "info": "i" * 80, "extra": True}
+        payload = {
+            "connectorId": 1,
+            "errorCode": "NoError",
+            "status": "Sleeping",
+            "info": "i" * 80,
+            "extra": True,
+        }
         message, used = validator.decode("StatusNotification", json.dumps(payload).encode())
         assert used == frozenset(Relaxation)
         assert message.status == "Sleeping"  # type: ignore[attr-defined]

@@ -39,8 +39,9 @@ SETTINGS = settings(
 
 def ours(case: SchemaCase, instance: Any) -> PayloadError | None:
     try:
-        validate_payload(case.version, case.action, json.dumps(instance).encode(),
-                         response=case.response)
+        validate_payload(
+            case.version, case.action, json.dumps(instance).encode(), response=case.response
+        )
     except PayloadError as error:
         return error
     return None
@@ -49,8 +50,8 @@ def ours(case: SchemaCase, instance: Any) -> PayloadError | None:
 def named_reference_mistake(errors: list[Any]) -> str | None:
     """The named case where the reference is wrong, if every error it reports is that case."""
     if errors and all(
-        e.validator == "multipleOf" and abs(e.instance / e.validator_value
-                                            - round(e.instance / e.validator_value)) < 1e-9
+        e.validator == "multipleOf"
+        and abs(e.instance / e.validator_value - round(e.instance / e.validator_value)) < 1e-9
         for e in errors
     ):
         return "float multipleOf precision (D6)"
@@ -73,8 +74,12 @@ def check_agreement(case: SchemaCase, instance: Any, mutation: str | None) -> No
             f"{case.id} {mutation}: got {error.code} ({error.description})"
         )
         if case.version == "1.6":
-            assert error.code not in {"FormatViolation", "OccurrenceConstraintViolation",
-                                      "RpcFrameworkError", "MessageTypeNotSupported"}
+            assert error.code not in {
+                "FormatViolation",
+                "OccurrenceConstraintViolation",
+                "RpcFrameworkError",
+                "MessageTypeNotSupported",
+            }
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

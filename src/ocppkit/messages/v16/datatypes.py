@@ -163,8 +163,8 @@ class SampledValue(OcppStruct, kw_only=True):
 class StopTransactionMeterValue(OcppStruct, kw_only=True):
     """From StopTransaction.json, ``#/properties/transactionData/items``.
 
-    Not ``MeterValue``: that name is taken by a type of a different structure in another
-    schema file, so this one carries its action's name.
+    Prefixed with its action: ``MeterValue`` is the type of the same name in MeterValues.json,
+    whose schema differs from this one.
     """
 
     timestamp: Annotated[datetime.datetime, msgspec.Meta(tz=True)]
@@ -175,8 +175,8 @@ class StopTransactionSampledValue(OcppStruct, kw_only=True):
     """From StopTransaction.json,
     ``#/properties/transactionData/items/properties/sampledValue/items``.
 
-    Not ``SampledValue``: that name is taken by a type of a different structure in another
-    schema file, so this one carries its action's name.
+    Prefixed with its action: ``SampledValue`` is the type of the same name in
+    MeterValues.json, whose schema differs from this one.
     """
 
     value: str

@@ -433,8 +433,8 @@ class StopTransactionUnitOfMeasure(enum.StrEnum):
     """From StopTransaction.json,
     ``#/properties/transactionData/items/properties/sampledValue/items/properties/unit``.
 
-    Not ``UnitOfMeasure``: that name is taken by an enumeration with other values in another
-    schema file, so this one carries its action's name.
+    Prefixed with its action: ``UnitOfMeasure`` is the type of the same name in
+    MeterValues.json, whose schema differs from this one.
     """
 
     WH = "Wh"
