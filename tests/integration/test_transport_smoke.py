@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import structlog.testing
 from websockets.asyncio.client import connect as raw_connect
 from websockets.asyncio.server import Server
 from websockets.asyncio.server import serve as raw_serve
@@ -25,6 +26,7 @@ from ocppkit.messages import v16, v201
 from ocppkit.protocol import (
     CallTimeoutError,
     OcppVersion,
+    Relaxation,
     Router,
     SessionClosedError,
 )
@@ -272,3 +274,53 @@ async def test_bad_identity_refused_before_upgrade(
         ):
             pass
     assert info.value.response.status_code == 400
+
+
+async def test_lenient_connection_accepts_and_logs() -> None:
+    """Lenient mode per connection: the relaxation is used, counted and logged."""
+    router = Router()
+    router.register(
+        "Authorize",
+        lambda request, conn: v16.AuthorizeResponse(
+            id_tag_info=v16.IdTagInfo(status=v16.AuthorizationStatus.ACCEPTED)
+        ),
+    )
+    seen: list[Connection] = []
+
+    async def on_connect(conn: Connection) -> None:
+        seen.append(conn)
+
+    lenient = frozenset({Relaxation.LONG_STRINGS})
+    server = await serve(
+        {V16: router}, "127.0.0.1", 0, on_connect=on_connect, session_options={"lenient": lenient}
+    )
+    try:
+        with structlog.testing.capture_logs() as logs:
+            async with raw_connect(
+                f"ws://127.0.0.1:{port_of(server)}/CP11", subprotocols=["ocpp1.6"]
+            ) as ws:
+                await ws.send(json.dumps([2, "l1", "Authorize", {"idTag": "T" * 30}]))
+                assert json.loads(await ws.recv())[:2] == [3, "l1"]
+        assert seen[0].session.validator.relaxation_counts[Relaxation.LONG_STRINGS] == 1
+        assert any(e["event"] == "lenient decode" and e["message_id"] == "l1" for e in logs)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_oversized_frame_closes_1009() -> None:
+    """B8: a frame over max_size closes the connection with 1009."""
+    server = await serve({V16: Router()}, "127.0.0.1", 0, max_size=1000)
+    try:
+        async with raw_connect(
+            f"ws://127.0.0.1:{port_of(server)}/CP12", subprotocols=["ocpp1.6"]
+        ) as ws:
+            await ws.send(
+                json.dumps([2, "big", "DataTransfer", {"vendorId": "v", "data": "x" * 2000}])
+            )
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == 1009
+    finally:
+        server.close()
+        await server.wait_closed()

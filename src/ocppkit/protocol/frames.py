@@ -124,6 +124,8 @@ _ARITY: Final = {
 _TYPES_2_1: Final = frozenset({MessageType.CALLRESULTERROR, MessageType.SEND})
 
 _frame_decoder: Final = msgspec.json.Decoder(list[msgspec.Raw])
+_call_decoder: Final = msgspec.json.Decoder(tuple[int, str, str, msgspec.Raw])
+_result_decoder: Final = msgspec.json.Decoder(tuple[int, str, msgspec.Raw])
 _int_decoder: Final = msgspec.json.Decoder(int)
 _str_decoder: Final = msgspec.json.Decoder(str)
 _details_decoder: Final = msgspec.json.Decoder(dict[str, Any])
@@ -196,6 +198,9 @@ class FrameParser:
             return self._raise(
                 ErrorCode.RPC_FRAMEWORK_ERROR, f"JSON nested deeper than {self.max_depth}"
             )
+        frame = _fast_parse(raw)
+        if frame is not None:
+            return frame
         try:
             elements = _frame_decoder.decode(raw)
         except msgspec.ValidationError:
@@ -246,6 +251,30 @@ class FrameParser:
             return _BUILDERS[message_type](message_id, elements)
         except _ElementError as exc:
             raise self._error(exc.code, exc.description, message_id, message_type) from None
+
+
+def _fast_parse(raw: bytes) -> Frame | None:
+    """The common, well-formed CALL or CALLRESULT in one typed decode; None for anything else.
+
+    Only compact frames (``[2,`` / ``[3,`` ... ``}]``) qualify: a value that ends with ``}``
+    is a JSON object, so the payload check comes free. Everything else, including every
+    malformed frame, goes through the general path, which gives the precise error.
+    """
+    if not raw.endswith(b"}]"):
+        return None
+    head = raw[:3]
+    try:
+        if head == b"[2,":
+            _, message_id, action, payload = _call_decoder.decode(raw)
+            if 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH and action:
+                return Call(message_id, action, payload)
+        elif head == b"[3,":
+            _, message_id, payload = _result_decoder.decode(raw)
+            if 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH:
+                return CallResult(message_id, payload)
+    except (msgspec.MsgspecError, RecursionError, UnicodeDecodeError):
+        pass
+    return None
 
 
 def _read_message_id(elements: list[msgspec.Raw]) -> str | None:

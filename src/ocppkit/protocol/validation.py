@@ -142,6 +142,8 @@ ERROR_CODE_TABLE: Final[tuple[ValidationRule, ...]] = (
 #: Anything the table does not name: the payload is not a well-formed PDU.
 FALLBACK_CODE: Final = ErrorCode.FORMAT_VIOLATION
 
+_ENDS_WITH_INPUT: Final = ("Invalid enum value", "Object contains unknown field")
+_REGEX_PREFIX: Final = "Expected `str` matching regex"
 _PATH: Final = re.compile(r" - at `(\$[^`]*)`$")
 _QUOTED: Final = re.compile(r"\s*(`[^`]*`|'[^']*')$")
 
@@ -161,8 +163,11 @@ def classify(error_message: str) -> tuple[ErrorCode, str, str]:
     for rule in ERROR_CODE_TABLE:
         if error_message.startswith(rule.prefix):
             code = rule.code
-            if rule.prefix in ("Invalid enum value", "Object contains unknown field"):
+            if rule.prefix in _ENDS_WITH_INPUT:
                 error_message = _QUOTED.sub("", error_message)
+            elif rule.prefix == _REGEX_PREFIX:
+                # msgspec quotes the whole pattern (1.4 KB for format: uri): name it instead.
+                error_message = "Expected `str` matching the property's pattern"
             break
     return code, f"{error_message} at {path}", path
 
@@ -180,6 +185,8 @@ _RELAXATION_FOR_PREFIX: Final = {
     "Expected `str` of length <=": Relaxation.LONG_STRINGS,
     "Invalid enum value": Relaxation.UNKNOWN_ENUM_VALUES,
 }
+
+_STRICT: Final[frozenset[Relaxation]] = frozenset()
 
 _REQUESTS: Final[Mapping[OcppVersion, Mapping[str, type[msgspec.Struct]]]] = {
     OcppVersion.V16: v16.REQUESTS,
@@ -219,7 +226,10 @@ class Validator:
         self.relaxation_counts: Counter[Relaxation] = Counter()
         self._requests = message_types(self.version)
         self._responses = message_types(self.version, response=True)
-        self._decoders: dict[tuple[type[msgspec.Struct], frozenset[Relaxation]], Any] = {}
+        # Decoders are built on first use and kept: msgspec compiles each type once.
+        self._strict_requests: dict[str, Any] = {}
+        self._strict_responses: dict[str, Any] = {}
+        self._relaxed_decoders: dict[tuple[str, bool, frozenset[Relaxation]], Any] = {}
         self._relaxed: dict[tuple[Any, frozenset[Relaxation]], Any] = {}
 
     def knows(self, action: str) -> bool:
@@ -244,11 +254,12 @@ class Validator:
             PayloadError: the payload fails the schema (and no permitted relaxation covers
                 the failure); ``.code`` is this version's CallError code.
         """
-        struct_type = self.message_type(action, response=response)
-        relaxations: frozenset[Relaxation] = frozenset()
+        table = self._strict_responses if response else self._strict_requests
+        decoder = table.get(action) or self._strict_decoder(action, response)
+        relaxations = _STRICT
         while True:
             try:
-                return self._decoder(struct_type, relaxations).decode(payload), relaxations
+                return decoder.decode(payload), relaxations
             except msgspec.ValidationError as exc:
                 message = str(exc)
                 needed = self._relaxation_for(message)
@@ -256,6 +267,7 @@ class Validator:
                     raise self._payload_error(action, message) from None
                 relaxations = relaxations | {needed}
                 self.relaxation_counts[needed] += 1
+                decoder = self._relaxed_decoder(action, response, relaxations)
             except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
                 raise PayloadError(
                     ErrorCode.FORMAT_VIOLATION,
@@ -263,6 +275,21 @@ class Validator:
                     version=self.version,
                     action=action,
                 ) from None
+
+    def _strict_decoder(self, action: str, response: bool) -> Any:
+        table = self._strict_responses if response else self._strict_requests
+        decoder = table[action] = msgspec.json.Decoder(self.message_type(action, response=response))
+        return decoder
+
+    def _relaxed_decoder(
+        self, action: str, response: bool, relaxations: frozenset[Relaxation]
+    ) -> Any:
+        key = (action, response, relaxations)
+        decoder = self._relaxed_decoders.get(key)
+        if decoder is None:
+            relaxed = self._relax(self.message_type(action, response=response), relaxations)
+            decoder = self._relaxed_decoders[key] = msgspec.json.Decoder(relaxed)
+        return decoder
 
     def _relaxation_for(self, message: str) -> Relaxation | None:
         if not self.lenient:
@@ -280,16 +307,6 @@ class Validator:
         return PayloadError(
             code, f"{action}: {description}", version=self.version, action=action, path=path
         )
-
-    def _decoder(
-        self, struct_type: type[msgspec.Struct], relaxations: frozenset[Relaxation]
-    ) -> Any:
-        key = (struct_type, relaxations)
-        decoder = self._decoders.get(key)
-        if decoder is None:
-            target = self._relax(struct_type, relaxations) if relaxations else struct_type
-            decoder = self._decoders[key] = msgspec.json.Decoder(target)
-        return decoder
 
     def _relax(self, annotation: Any, relaxations: frozenset[Relaxation]) -> Any:
         """A copy of a type with the given constraints removed (cached per validator)."""

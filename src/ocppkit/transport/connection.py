@@ -231,6 +231,13 @@ class Connection:
     async def _process(self) -> None:
         """Act on the session's events, queue its frames, re-arm the deadline timer."""
         for event in self.session.events_received():
+            relaxations = getattr(event, "relaxations", None)
+            if relaxations:  # lenient mode is counted on the validator and logged, never silent
+                self.log.warning(
+                    "lenient decode",
+                    message_id=getattr(event, "message_id", None),
+                    relaxations=sorted(r.value for r in relaxations),
+                )
             if isinstance(event, CallReceived):
                 await self._incoming.put(event)
             else:

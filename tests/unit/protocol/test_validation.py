@@ -309,5 +309,16 @@ class TestLenient:
         validator = Validator("1.6", lenient=frozenset(Relaxation))
         for _ in range(3):
             validator.decode("BootNotification", json.dumps(self.BOOT | {"x": 1}).encode())
-        assert len(validator._decoders) == 2  # strict + one relaxed
-        assert isinstance(next(iter(validator._decoders.values())), msgspec.json.Decoder)
+        assert list(validator._strict_requests) == ["BootNotification"]
+        assert len(validator._relaxed_decoders) == 1
+        assert isinstance(validator._strict_requests["BootNotification"], msgspec.json.Decoder)
+
+
+def test_uri_format_error_is_short() -> None:
+    """1.6 GetDiagnostics.location is format: uri; the description names no 1.4 KB regex."""
+    with pytest.raises(PayloadError) as info:
+        validate_payload("1.6", "GetDiagnostics", b'{"location": "not a uri"}')
+    assert info.value.code == "PropertyConstraintViolation"
+    assert info.value.description == (
+        "GetDiagnostics: Expected `str` matching the property's pattern at $.location"
+    )

@@ -1,0 +1,43 @@
+"""Imports point down only (design.md "Layers"), and the protocol core does no I/O (rule 1).
+
+messages <- protocol <- transport: ``messages`` imports nothing of ours but its own helpers;
+``protocol`` imports ``messages`` but never ``transport``, asyncio, sockets or the clock.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).parents[2] / "src" / "ocppkit"
+LAYERS = ["messages", "protocol", "transport"]  # lowest first
+IO_MODULES = {"asyncio", "socket", "selectors", "ssl", "time", "threading", "websockets"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_imports_point_down_only(layer: str) -> None:
+    higher = LAYERS[LAYERS.index(layer) + 1 :]
+    for path in (SRC / layer).rglob("*.py"):
+        for name in imported_modules(path):
+            for other in higher:
+                assert not name.startswith(f"ocppkit.{other}"), f"{path} imports {name}"
+
+
+@pytest.mark.parametrize("layer", ["messages", "protocol"])
+def test_core_is_sans_io(layer: str) -> None:
+    for path in (SRC / layer).rglob("*.py"):
+        for name in imported_modules(path):
+            assert name.split(".")[0] not in IO_MODULES, f"{path} imports {name}"
