@@ -24,6 +24,7 @@ message type when one could be read, so that the session can decide whether to a
 
 from __future__ import annotations
 
+import array
 import itertools
 import re
 from enum import IntEnum
@@ -135,13 +136,22 @@ _encoder: Final = msgspec.json.Encoder()
 _ESCAPE: Final = re.compile(rb"\\.", re.DOTALL)
 _STRING: Final = re.compile(rb'"[^"]*"')
 _NOT_BRACKETS: Final = bytes(b for b in range(256) if b not in b"[]{}")
-_BRACKET_STEP: Final = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+# "[" and "{" become +1, "]" and "}" become -1, as signed bytes.
+_STEPS: Final = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 
 
-def _nesting_depth(data: bytes) -> int:
-    """Deepest bracket nesting in ``data``, ignoring brackets inside strings (all C loops)."""
+def _deeper_than(data: bytes, limit: int) -> bool:
+    """True when brackets outside strings nest more than ``limit`` deep.
+
+    Everything runs in C: regex substitutions strip escapes and string bodies, ``translate``
+    keeps only the brackets, a substring search catches the usual attack (a run of opening
+    brackets) at once, and otherwise ``accumulate`` over signed bytes gives the exact depth.
+    """
     brackets = _STRING.sub(b"", _ESCAPE.sub(b"", data)).translate(None, _NOT_BRACKETS)
-    return max(itertools.accumulate(_BRACKET_STEP[b] for b in brackets), default=0)
+    steps = brackets.translate(_STEPS)
+    if b"\x01" * (limit + 1) in steps:
+        return True
+    return max(itertools.accumulate(array.array("b", steps)), default=0) > limit
 
 
 class FrameParser:
@@ -194,7 +204,7 @@ class FrameParser:
             )
         # Counting brackets is cheap; the exact scan runs only when the count could exceed.
         brackets = raw.count(b"[") + raw.count(b"{")
-        if brackets > self.max_depth and _nesting_depth(raw) > self.max_depth:
+        if brackets > self.max_depth and _deeper_than(raw, self.max_depth):
             return self._raise(
                 ErrorCode.RPC_FRAMEWORK_ERROR, f"JSON nested deeper than {self.max_depth}"
             )

@@ -10,6 +10,8 @@ import json
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ocppkit.protocol.errors import FrameError
 from ocppkit.protocol.frames import (
@@ -21,6 +23,7 @@ from ocppkit.protocol.frames import (
     FrameParser,
     MessageType,
     Send,
+    _deeper_than,
     encode_call,
     encode_call_error,
     encode_call_result,
@@ -204,3 +207,40 @@ def test_encoded_error_description_is_cut_and_details_empty_object() -> None:
     frame = json.loads(encode_call_error("1", "GenericError", "x" * 1000, None))
     assert len(frame[3]) == 255 and frame[3].endswith("...")
     assert frame[4] == {}
+
+
+def _naive_depth(text: str) -> int:
+    depth = best = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (ch == "\\", ch != '"')
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            best = max(best, depth)
+        elif ch in "]}":
+            depth -= 1
+    return best
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.recursive(
+        st.integers() | st.text(alphabet='[]{}"\\ab', max_size=6),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=3), c, max_size=3),
+        max_leaves=40,
+    ),
+    st.integers(0, 12),
+)
+def test_depth_check_is_exact(value: object, limit: int) -> None:
+    """The C-speed depth check agrees with a naive scanner, brackets in strings ignored."""
+    text = json.dumps(value)
+    assert _deeper_than(text.encode(), limit) == (_naive_depth(text) > limit)
+
+
+def test_depth_check_without_runs_of_brackets() -> None:
+    """Depth that grows without consecutive '[' ("[[]" repeated) is still measured."""
+    text = "[[]" * 40 + "]" * 40
+    assert _deeper_than(text.encode(), 40) and not _deeper_than(text.encode(), 41)
