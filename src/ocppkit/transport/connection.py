@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
@@ -54,7 +55,7 @@ from ocppkit.protocol.session import (
     SendReceived,
 )
 
-__all__ = ["DEFAULT_MAX_INCOMING", "DEFAULT_MAX_OUTGOING", "Connection"]
+__all__ = ["DEFAULT_MAX_INCOMING", "DEFAULT_MAX_OUTGOING", "Connection", "FrameObserver"]
 
 #: Peer CALLs that may wait for the handler worker before reading pauses.
 DEFAULT_MAX_INCOMING: Final = 16
@@ -64,6 +65,8 @@ DEFAULT_MAX_OUTGOING: Final = 256
 CLOSE_UNSUPPORTED_DATA: Final = 1003
 
 _log = structlog.get_logger("ocppkit.transport")
+
+FrameObserver = Callable[["Connection", str, "str | bytes"], None]
 
 
 class Connection:
@@ -77,6 +80,8 @@ class Connection:
         context: passed to handlers as their second argument (defaults to this connection).
         max_incoming: see the module docstring.
         max_outgoing: see the module docstring.
+        observer: called with (connection, "in" | "out", frame) for every text frame read
+            or written, e.g. for a message log; it must not block.
     """
 
     def __init__(
@@ -89,12 +94,14 @@ class Connection:
         context: Any = None,
         max_incoming: int = DEFAULT_MAX_INCOMING,
         max_outgoing: int = DEFAULT_MAX_OUTGOING,
+        observer: FrameObserver | None = None,
     ) -> None:
         self.websocket = websocket
         self.session = session
         self.router = router if router is not None else Router()
         self.identity = identity
         self.context = self if context is None else context
+        self.observer = observer
         self.log = _log.bind(station_id=identity, ocpp=str(session.version))
         self._incoming: asyncio.Queue[CallReceived] = asyncio.Queue(max_incoming)
         self._outgoing: asyncio.Queue[bytes] = asyncio.Queue(max_outgoing)
@@ -177,6 +184,8 @@ class Connection:
                     self.log.warning("binary frame refused", size=len(message))
                     await self.websocket.close(CLOSE_UNSUPPORTED_DATA, "OCPP-J uses text frames")
                     return
+                if self.observer is not None:
+                    self.observer(self, "in", message)
                 self.session.receive_data(message, self._loop.time())
                 await self._process()
         except ConnectionClosed:
@@ -223,6 +232,8 @@ class Connection:
             frame = await self._outgoing.get()
             try:
                 await self.websocket.send(frame, text=True)
+                if self.observer is not None:
+                    self.observer(self, "out", frame)
             except ConnectionClosed:
                 return
 

@@ -23,7 +23,7 @@ from ocppkit.protocol.identity import InvalidIdentityError, identity_from_path
 from ocppkit.protocol.router import Router
 from ocppkit.protocol.session import RpcSession
 from ocppkit.protocol.versions import OcppVersion
-from ocppkit.transport.connection import Connection
+from ocppkit.transport.connection import Connection, FrameObserver
 from ocppkit.transport.negotiation import choose_subprotocol
 
 __all__ = ["CLOSE_NO_SUBPROTOCOL", "DEFAULT_BACKLOG", "serve"]
@@ -43,6 +43,7 @@ async def serve(
     port: int = 9000,
     *,
     on_connect: OnConnect | None = None,
+    observer: FrameObserver | None = None,
     session_options: Mapping[str, Any] | None = None,
     open_timeout: float = 10.0,
     ping_interval: float | None = 20.0,
@@ -58,6 +59,7 @@ async def serve(
         routers: the router answering stations of each version.
         on_connect: awaited with each new connection while it runs (e.g. to register it);
             the connection is closed when it raises.
+        observer: sees every frame in and out (see :class:`Connection`).
         session_options: keyword arguments for each :class:`RpcSession` (timeouts, limits).
         open_timeout: seconds a client may take to complete the handshake.
         ping_interval, ping_timeout: WebSocket keep-alive; None disables it.
@@ -91,7 +93,11 @@ async def serve(
         assert websocket.request is not None
         identity = identity_from_path(websocket.request.path)
         connection = Connection(
-            websocket, RpcSession(version, **options), routers[version], identity=identity
+            websocket,
+            RpcSession(version, **options),
+            routers[version],
+            identity=identity,
+            observer=observer,
         )
         await run_connection(connection, on_connect)
 

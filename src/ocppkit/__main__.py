@@ -1,0 +1,5 @@
+"""``python -m ocppkit`` is the ``ocppkit`` command."""
+
+from ocppkit.cli import main
+
+main()

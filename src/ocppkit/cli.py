@@ -1,0 +1,100 @@
+"""The ``ocppkit`` command line: ``ocppkit csms`` runs a central system.
+
+Bad input (a flag, an environment variable, a config file) gets one clear line on stderr and
+exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+
+from ocppkit.csms.settings import SettingsError, StationPolicy, TagPolicy, load_settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="ocppkit",
+    help="OCPP 1.6 / 2.0.1 toolkit: a central system (CSMS) today; station emulator to come.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """ocppkit: OCPP tools."""
+
+
+@app.command()
+def csms(
+    host: Annotated[
+        str | None, typer.Option(help="Address for OCPP WebSockets [127.0.0.1].")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port for OCPP WebSockets [9000].")] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            help="SQLAlchemy async URL [sqlite+aiosqlite:///ocppkit.sqlite3 in the working "
+            "directory]; e.g. postgresql+asyncpg://user@host/db."
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML settings file ([csms] table or top level)."),
+    ] = None,
+    unknown_stations: Annotated[
+        StationPolicy | None,
+        typer.Option(help="Unknown station ids: accept (register), pending, or reject [accept]."),
+    ] = None,
+    unknown_id_tags: Annotated[
+        TagPolicy | None, typer.Option(help="Unknown id tags: accept or reject [accept].")
+    ] = None,
+    heartbeat_interval: Annotated[
+        int | None, typer.Option(help="Heartbeat interval given in BootNotification, s [300].")
+    ] = None,
+) -> None:
+    """Run the central system: OCPP 1.6 and 2.0.1 on one WebSocket endpoint, with storage.
+
+    Stations connect to ws://HOST:PORT/<any/prefix>/<stationId>. Settings come from these
+    flags, then OCPPKIT_* environment variables (OCPPKIT_PORT=9001), then --config, then
+    defaults. Stop with Ctrl-C (SIGINT) or SIGTERM.
+    """
+    from ocppkit.csms.app import run_csms
+
+    try:
+        settings = load_settings(
+            config_file=config,
+            flags={
+                "host": host,
+                "port": port,
+                "database": database,
+                "unknown_stations": unknown_stations,
+                "unknown_id_tags": unknown_id_tags,
+                "heartbeat_interval": heartbeat_interval,
+            },
+        )
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        asyncio.run(run_csms(settings))
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except (OSError, SQLAlchemyError) as exc:  # port in use, database unreachable, ...
+        lines = str(exc).splitlines()
+        typer.echo(f"error: {lines[0] if lines else type(exc).__name__}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        pass
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,131 @@
+"""CSMS settings: one object, from CLI flags > ``OCPPKIT_*`` environment > TOML file > defaults.
+
+Every field is validated (msgspec constraints); a bad value from any source is reported as
+one line naming the setting and its source (design.md "Conventions"; the CLI prints it and
+exits 2), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+__all__ = ["CsmsSettings", "SettingsError", "StationPolicy", "TagPolicy", "load_settings"]
+
+ENV_PREFIX = "OCPPKIT_"
+
+
+class StationPolicy(StrEnum):
+    """What to do with a station id the registry does not know."""
+
+    ACCEPT = "accept"  # auto-register (the default of a plain local start)
+    PENDING = "pending"  # Boot answered Pending until an operator accepts
+    REJECT = "reject"  # refused (the default once a security profile is set)
+
+
+class TagPolicy(StrEnum):
+    """What to answer for an id tag the registry does not know."""
+
+    ACCEPT = "accept"  # a new user can charge at once on a plain local start
+    REJECT = "reject"  # Invalid
+
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+
+
+class CsmsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Everything ``ocppkit csms`` can be told."""
+
+    host: str = "127.0.0.1"
+    port: Port = 9000
+    api_host: str = "127.0.0.1"
+    api_port: Port = 8080
+    database: str = "sqlite+aiosqlite:///ocppkit.sqlite3"
+    security_profile: Annotated[int, msgspec.Meta(ge=0, le=3)] = 0
+    unknown_stations: StationPolicy | None = None  # None: accept at profile 0, else reject
+    unknown_id_tags: TagPolicy | None = None  # None: accept at profile 0, else reject
+    heartbeat_interval: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 300
+    call_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    max_frame_size: Annotated[int, msgspec.Meta(ge=1024, le=64 << 20)] = 1 << 20
+    message_log_retention_days: Annotated[int, msgspec.Meta(ge=0)] = 30
+
+    @property
+    def station_policy(self) -> StationPolicy:
+        """The effective policy for unknown stations."""
+        if self.unknown_stations is not None:
+            return self.unknown_stations
+        return StationPolicy.ACCEPT if self.security_profile == 0 else StationPolicy.REJECT
+
+    @property
+    def tag_policy(self) -> TagPolicy:
+        """The effective policy for unknown id tags."""
+        if self.unknown_id_tags is not None:
+            return self.unknown_id_tags
+        return TagPolicy.ACCEPT if self.security_profile == 0 else TagPolicy.REJECT
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message is one line fit for the terminal."""
+
+
+_FIELDS = frozenset(CsmsSettings.__struct_fields__)
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+    section = data.get("csms", data)
+    unknown = sorted(set(section) - _FIELDS)
+    if unknown:
+        raise SettingsError(f"config file {path}: unknown setting {unknown[0]!r}")
+    return dict(section)
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for field in _FIELDS:
+        raw = environ.get(ENV_PREFIX + field.upper())
+        if raw is not None:
+            values[field] = raw
+    return values
+
+
+def _check(values: dict[str, Any], source: str, *, from_strings: bool) -> None:
+    for key, value in values.items():
+        try:
+            msgspec.convert({key: value}, CsmsSettings, strict=not from_strings)
+        except msgspec.ValidationError as exc:
+            reason = str(exc).split(" - at ", 1)[0]
+            where = f"{ENV_PREFIX}{key.upper()}={value!r:.40}" if from_strings else key
+            raise SettingsError(f"invalid {where} from {source}: {reason}") from None
+
+
+def load_settings(
+    *,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> CsmsSettings:
+    """Merge the sources (flags > environment > TOML > defaults) and validate.
+
+    Raises:
+        SettingsError: a value is invalid, a file unreadable, or a TOML key unknown.
+    """
+    file_values = _from_toml(config_file) if config_file is not None else {}
+    env_values = _from_env(os.environ if environ is None else environ)
+    flag_values = {k: v for k, v in (flags or {}).items() if v is not None}
+    _check(file_values, f"config file {config_file}", from_strings=False)
+    _check(env_values, "the environment", from_strings=True)
+    _check(flag_values, "the command line", from_strings=False)
+    merged = {**file_values, **env_values, **flag_values}
+    return msgspec.convert(merged, CsmsSettings, strict=False)

@@ -1,0 +1,103 @@
+"""One :class:`Database` per application: an async engine, a session factory, migrations.
+
+Any SQLAlchemy async URL works; SQLite (aiosqlite) is the default and PostgreSQL (asyncpg)
+the one to scale out with. Migrations ship inside the package, so ``await db.migrate()``
+needs no ``alembic.ini`` and no working-directory layout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+__all__ = ["MIGRATIONS_PATH", "Database", "alembic_config", "default_sqlite_url"]
+
+#: The packaged Alembic script directory.
+MIGRATIONS_PATH = Path(__file__).resolve().parent / "migrations"
+
+
+def default_sqlite_url(directory: str | Path) -> str:
+    """The default database: ``<directory>/ocppkit.sqlite3`` through aiosqlite."""
+    return f"sqlite+aiosqlite:///{Path(directory).resolve() / 'ocppkit.sqlite3'}"
+
+
+def alembic_config() -> Config:
+    """An Alembic config pointing at the packaged migrations (no ini file)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_PATH))
+    return config
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers (API, dashboard) run beside the writer; NORMAL sync is durable in
+    # WAL mode except for the last commits on power loss. SQLite ignores foreign keys
+    # unless asked, per connection.
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+    finally:
+        cursor.close()
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+class Database:
+    """An async engine plus session factory; ``close()`` it (or use ``async with``).
+
+    ``engine_kwargs`` go to :func:`~sqlalchemy.ext.asyncio.create_async_engine`
+    (``connect_args``, ``pool_size``, ``echo``...).
+    """
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.url = make_url(url)
+        self.engine: AsyncEngine = create_async_engine(self.url, **engine_kwargs)
+        if self.url.get_backend_name() == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect_name(self) -> str:
+        return self.engine.dialect.name
+
+    async def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema to ``revision`` with the packaged Alembic migrations."""
+        async with self.engine.begin() as connection:
+            await connection.run_sync(_upgrade, revision)
+
+    def session(self) -> AsyncSession:
+        """A new session; use as ``async with db.session() as s:`` and commit explicitly."""
+        return self._sessions()
+
+    async def close(self) -> None:
+        """Close every pooled connection (no unclosed-connection warnings later)."""
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

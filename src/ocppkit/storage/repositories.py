@@ -1,0 +1,497 @@
+"""What the CSMS reads and writes, as small async functions over an :class:`AsyncSession`.
+
+None of them commits: the caller decides the transaction boundary, so writes a reply
+announces (a transaction id, a stop) can be committed before the reply is sent, in group
+commits across stations, and batched writes (meter values, the message log) can share one.
+
+Idempotency is enforced by unique keys and ``INSERT ... ON CONFLICT`` rather than by
+read-then-write, so a retried message is harmless even when two copies race. That needs
+an upsert dialect: SQLite and PostgreSQL are supported, others raise
+:class:`NotImplementedError`.
+
+Times are timezone-aware datetimes (see :mod:`ocppkit.storage.models`); EVSE / connector
+numbering follows the scheme documented there (1.6 connectorId N -> evse N, connector N).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, NotRequired, TypedDict, cast
+
+from sqlalchemy import CursorResult, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .models import (
+    ConnectorStatus,
+    DeviceModelEntry,
+    IdTag,
+    MessageLog,
+    MeterValue,
+    SecurityEvent,
+    Station,
+    StatusHistory,
+    Transaction,
+    TransactionEvent,
+)
+
+__all__ = [
+    "DeviceModelRow",
+    "MessageLogRow",
+    "MeterValueRow",
+    "add_message_log",
+    "add_meter_values",
+    "add_security_event",
+    "ensure_station",
+    "get_id_tag",
+    "mark_offline",
+    "mark_online",
+    "prune_message_log",
+    "record_transaction_event",
+    "set_connector_status",
+    "start_transaction_v16",
+    "stop_transaction",
+    "touch_stations",
+    "upsert_device_model",
+    "upsert_id_tag",
+    "upsert_station_on_boot",
+]
+
+#: Rows per multi-row INSERT: well under SQLite's and asyncpg's bound-parameter limits.
+CHUNK = 500
+
+
+class MeterValueRow(TypedDict):
+    station_id: str
+    timestamp: datetime
+    transaction_id: NotRequired[int | None]
+    evse_id: NotRequired[int | None]
+    measurand: NotRequired[str | None]
+    phase: NotRequired[str | None]
+    unit: NotRequired[str | None]
+    context: NotRequired[str | None]
+    location: NotRequired[str | None]
+    value: NotRequired[float | None]
+    raw_value: NotRequired[str | None]
+
+
+class MessageLogRow(TypedDict):
+    time: datetime
+    station_id: str
+    direction: str
+    message_type: int
+    raw: str
+    action: NotRequired[str | None]
+    message_id: NotRequired[str | None]
+
+
+class DeviceModelRow(TypedDict):
+    component: str
+    variable: str
+    value: str | None
+    component_instance: NotRequired[str]
+    evse_id: NotRequired[int]
+    variable_instance: NotRequired[str]
+    attribute_type: NotRequired[str]
+
+
+def _insert(session: AsyncSession, model: type[Any]) -> sqlite.Insert | postgresql.Insert:
+    """An INSERT with ``on_conflict_*`` for the session's dialect."""
+    name = session.get_bind().dialect.name
+    if name == "sqlite":
+        return sqlite.insert(model)
+    if name == "postgresql":
+        return postgresql.insert(model)
+    raise NotImplementedError(f"storage supports SQLite and PostgreSQL, not {name}")
+
+
+def _rowcount(result: Any) -> int:
+    return cast(CursorResult[Any], result).rowcount
+
+
+# --- stations ---------------------------------------------------------------------------
+
+
+async def ensure_station(session: AsyncSession, station_id: str, *, now: datetime) -> None:
+    """Create a bare station row if missing, so rows referencing it can be written before
+    (or without) a BootNotification."""
+    stmt = _insert(session, Station).values(id=station_id, created_at=now)
+    await session.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
+
+
+async def upsert_station_on_boot(
+    session: AsyncSession,
+    station_id: str,
+    *,
+    now: datetime,
+    ocpp_version: str,
+    vendor: str,
+    model: str,
+    serial_number: str | None = None,
+    firmware_version: str | None = None,
+    registration_status: str = "Accepted",
+) -> None:
+    """Record a BootNotification: identity fields are overwritten (firmware updates change
+    them); credentials and the security profile are left alone."""
+    fields = {
+        "ocpp_version": ocpp_version,
+        "vendor": vendor,
+        "model": model,
+        "serial_number": serial_number,
+        "firmware_version": firmware_version,
+        "registration_status": registration_status,
+        "online": True,
+        "last_seen": now,
+        "last_boot": now,
+    }
+    stmt = _insert(session, Station).values(id=station_id, created_at=now, **fields)
+    await session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=fields))
+
+
+async def mark_online(
+    session: AsyncSession, station_id: str, *, now: datetime, ocpp_version: str | None = None
+) -> None:
+    """A station connected (creates the row if this is its first connection)."""
+    fields: dict[str, Any] = {"online": True, "last_seen": now}
+    if ocpp_version is not None:
+        fields["ocpp_version"] = ocpp_version
+    stmt = _insert(session, Station).values(id=station_id, created_at=now, **fields)
+    await session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=fields))
+
+
+async def mark_offline(session: AsyncSession, station_id: str, *, now: datetime) -> None:
+    """A station's socket closed."""
+    await session.execute(
+        update(Station).where(Station.id == station_id).values(online=False, last_seen=now)
+    )
+
+
+async def touch_stations(
+    session: AsyncSession, station_ids: Iterable[str], *, now: datetime
+) -> None:
+    """Bump ``last_seen`` for many stations in one statement (heartbeats are batched)."""
+    ids = list(station_ids)
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        await session.execute(update(Station).where(Station.id.in_(chunk)).values(last_seen=now))
+
+
+# --- connectors -------------------------------------------------------------------------
+
+
+async def set_connector_status(
+    session: AsyncSession,
+    station_id: str,
+    *,
+    evse_id: int,
+    connector_id: int,
+    status: str,
+    timestamp: datetime,
+    error_code: str | None = None,
+    info: str | None = None,
+) -> None:
+    """Append to the history, and update the current status unless a newer one is already
+    stored (notifications queued offline can arrive out of order)."""
+    fields = {
+        "status": status,
+        "error_code": error_code,
+        "info": info,
+        "timestamp": timestamp,
+    }
+    key = {"station_id": station_id, "evse_id": evse_id, "connector_id": connector_id}
+    session.add(StatusHistory(**key, **fields))
+    stmt = _insert(session, ConnectorStatus).values(**key, **fields)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=list(key),
+            set_=fields,
+            where=ConnectorStatus.timestamp <= stmt.excluded.timestamp,
+        )
+    )
+
+
+# --- authorization ----------------------------------------------------------------------
+
+
+async def get_id_tag(session: AsyncSession, id_tag: str) -> IdTag | None:
+    """The stored authorization for an idTag / idToken, or None if unknown."""
+    return await session.get(IdTag, id_tag)
+
+
+async def upsert_id_tag(
+    session: AsyncSession,
+    id_tag: str,
+    *,
+    status: str = "Accepted",
+    token_type: str | None = None,
+    expiry_date: datetime | None = None,
+    parent_id_tag: str | None = None,
+) -> None:
+    """Create or replace an authorization entry (operator action, local list sync)."""
+    fields = {
+        "status": status,
+        "token_type": token_type,
+        "expiry_date": expiry_date,
+        "parent_id_tag": parent_id_tag,
+    }
+    stmt = _insert(session, IdTag).values(id_tag=id_tag, **fields)
+    await session.execute(stmt.on_conflict_do_update(index_elements=["id_tag"], set_=fields))
+
+
+# --- transactions -----------------------------------------------------------------------
+
+
+async def start_transaction_v16(
+    session: AsyncSession,
+    station_id: str,
+    *,
+    connector_id: int,
+    id_tag: str,
+    meter_start: int,
+    timestamp: datetime,
+) -> tuple[int, bool]:
+    """Record a 1.6 StartTransaction; returns ``(transactionId, created)``.
+
+    A station that lost our reply resends the same request; the dedupe key
+    (station, connector, idTag, timestamp, meterStart) maps it to the same row, so the
+    station gets the same transactionId again instead of a second transaction.
+    """
+    key = {
+        "station_id": station_id,
+        "connector_id": connector_id,
+        "id_tag": id_tag,
+        "start_time": timestamp,
+        "meter_start": meter_start,
+    }
+    stmt = (
+        _insert(session, Transaction)
+        .values(**key, evse_id=connector_id, state="Active")
+        .on_conflict_do_nothing(index_elements=list(key))
+        .returning(Transaction.id)
+    )
+    new_id = (await session.execute(stmt)).scalar_one_or_none()
+    if new_id is not None:
+        return new_id, True
+    existing = select(Transaction.id).filter_by(**key)
+    return (await session.execute(existing)).scalar_one(), False
+
+
+async def stop_transaction(
+    session: AsyncSession,
+    transaction_id: int,
+    *,
+    meter_stop: int,
+    timestamp: datetime,
+    reason: str | None = None,
+) -> Transaction | None:
+    """End a transaction (1.6 StopTransaction); a repeat leaves the first stop in place.
+
+    Returns the row, or None when the id is unknown (the caller still answers the station:
+    1.6 requires accepting a StopTransaction).
+    """
+    await session.execute(
+        update(Transaction)
+        .where(Transaction.id == transaction_id, Transaction.state == "Active")
+        .values(
+            state="Ended",
+            meter_stop=meter_stop,
+            stop_time=timestamp,
+            stop_reason=reason,
+            energy_wh=meter_stop - Transaction.meter_start,
+        )
+    )
+    return await session.get(Transaction, transaction_id, populate_existing=True)
+
+
+async def record_transaction_event(
+    session: AsyncSession,
+    station_id: str,
+    *,
+    transaction_uid: str,
+    seq_no: int,
+    event_type: str,
+    trigger_reason: str,
+    timestamp: datetime,
+    offline: bool = False,
+    evse_id: int | None = None,
+    connector_id: int | None = None,
+    id_tag: str | None = None,
+    meter_wh: int | None = None,
+    stopped_reason: str | None = None,
+) -> tuple[Transaction, bool]:
+    """Apply a 2.x TransactionEvent; returns ``(transaction, applied)``.
+
+    A (transactionId, seqNo) already seen is ignored (``applied`` is False): stations resend
+    when a reply is lost. Events may arrive out of order or with gaps (offline queues), so
+    the first event seen creates the transaction, ``start_time`` is the earliest event
+    time, and an ``Ended`` event is final whatever arrives after it.
+    """
+    create = _insert(session, Transaction).values(
+        station_id=station_id,
+        transaction_uid=transaction_uid,
+        start_time=timestamp,
+        state="Active",
+    )
+    await session.execute(
+        create.on_conflict_do_nothing(index_elements=["station_id", "transaction_uid"])
+    )
+    tx = (
+        await session.execute(
+            select(Transaction)
+            .filter_by(station_id=station_id, transaction_uid=transaction_uid)
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
+    event = (
+        _insert(session, TransactionEvent)
+        .values(
+            transaction_id=tx.id,
+            seq_no=seq_no,
+            event_type=event_type,
+            trigger_reason=trigger_reason,
+            timestamp=timestamp,
+            offline=offline,
+        )
+        .on_conflict_do_nothing(index_elements=["transaction_id", "seq_no"])
+        .returning(TransactionEvent.seq_no)
+    )
+    if (await session.execute(event)).scalar_one_or_none() is None:
+        return tx, False
+
+    tx.last_seq_no = seq_no if tx.last_seq_no is None else max(tx.last_seq_no, seq_no)
+    tx.start_time = min(tx.start_time, timestamp)
+    if evse_id is not None:
+        tx.evse_id = evse_id
+    if connector_id is not None:
+        tx.connector_id = connector_id
+    if id_tag is not None:
+        tx.id_tag = id_tag
+    if event_type == "Started" and meter_wh is not None:
+        tx.meter_start = meter_wh
+    if event_type == "Ended":
+        tx.state = "Ended"
+        tx.stop_time = timestamp
+        tx.stop_reason = stopped_reason
+        if meter_wh is not None:
+            tx.meter_stop = meter_wh
+    if tx.meter_start is not None and tx.meter_stop is not None:
+        tx.energy_wh = tx.meter_stop - tx.meter_start
+    await session.flush()
+    return tx, True
+
+
+# --- bulk writes ------------------------------------------------------------------------
+
+
+def _float_or_none(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return None
+
+
+async def add_meter_values(session: AsyncSession, rows: Sequence[MeterValueRow]) -> int:
+    """Insert sampled values in bulk (one executemany). A 1.6 value given only as
+    ``raw_value`` text gets ``value`` parsed from it when it is a number."""
+    prepared: list[dict[str, Any]] = []
+    for row in rows:
+        values: dict[str, Any] = dict(row)
+        if "value" not in values:
+            values["value"] = _float_or_none(values.get("raw_value"))
+        prepared.append(values)
+    if prepared:
+        await session.execute(insert(MeterValue), prepared)
+    return len(prepared)
+
+
+async def add_message_log(session: AsyncSession, rows: Sequence[MessageLogRow]) -> int:
+    """Append frames to the message log in bulk. Peer-controlled ``action`` and
+    ``message_id`` are truncated to their columns rather than failing the batch."""
+    prepared: list[dict[str, Any]] = []
+    for row in rows:
+        values: dict[str, Any] = {"action": None, "message_id": None, **row}
+        if values["action"] is not None:
+            values["action"] = values["action"][:64]
+        if values["message_id"] is not None:
+            values["message_id"] = values["message_id"][:255]
+        prepared.append(values)
+    if prepared:
+        await session.execute(insert(MessageLog), prepared)
+    return len(prepared)
+
+
+async def prune_message_log(session: AsyncSession, *, retention: timedelta, now: datetime) -> int:
+    """Delete message-log rows older than ``now - retention``; returns how many."""
+    result = await session.execute(delete(MessageLog).where(MessageLog.time < now - retention))
+    return _rowcount(result)
+
+
+async def upsert_device_model(
+    session: AsyncSession, station_id: str, rows: Iterable[DeviceModelRow]
+) -> int:
+    """Store reported variables (GetVariables / NotifyReport, 1.6 GetConfiguration),
+    replacing the value of a variable already known."""
+    # One statement may not touch a row twice (PostgreSQL refuses): the last report wins.
+    by_key = {
+        (
+            row["component"],
+            row.get("component_instance", ""),
+            row.get("evse_id", 0),
+            row["variable"],
+            row.get("variable_instance", ""),
+            row.get("attribute_type", "Actual"),
+        ): row["value"]
+        for row in rows
+    }
+    prepared = [
+        {
+            "station_id": station_id,
+            "component": component,
+            "component_instance": component_instance,
+            "evse_id": evse_id,
+            "variable": variable,
+            "variable_instance": variable_instance,
+            "attribute_type": attribute_type,
+            "value": value,
+        }
+        for (
+            component,
+            component_instance,
+            evse_id,
+            variable,
+            variable_instance,
+            attribute_type,
+        ), value in by_key.items()
+    ]
+    keys = [
+        "station_id",
+        "component",
+        "component_instance",
+        "evse_id",
+        "variable",
+        "variable_instance",
+        "attribute_type",
+    ]
+    for start in range(0, len(prepared), CHUNK):
+        stmt = _insert(session, DeviceModelEntry).values(prepared[start : start + CHUNK])
+        await session.execute(
+            stmt.on_conflict_do_update(index_elements=keys, set_={"value": stmt.excluded.value})
+        )
+    return len(prepared)
+
+
+async def add_security_event(
+    session: AsyncSession,
+    station_id: str,
+    *,
+    type: str,
+    timestamp: datetime,
+    tech_info: str | None = None,
+) -> None:
+    """Record a SecurityEventNotification."""
+    session.add(
+        SecurityEvent(station_id=station_id, type=type, timestamp=timestamp, tech_info=tech_info)
+    )
