@@ -230,3 +230,22 @@ async def test_duplicate_station_id_does_not_displace_first(csms: Callable[..., 
     assert heartbeat.current_time
     task1.cancel()
     await ws1.close()
+
+
+async def test_message_log_retention(csms: Callable[..., Any], db_url: str) -> None:
+    """message_log_retention_days: rows older than the retention are pruned, newer kept."""
+    running = await csms(message_log_retention_days=7)
+    service = running.service
+    old = datetime.now(UTC) - timedelta(days=8)
+    async with service.db.session() as session:
+        session.add_all(
+            [
+                MessageLog(time=old, station_id="X", direction="in", message_type=2, raw="[]"),
+                MessageLog(
+                    time=datetime.now(UTC), station_id="X", direction="in", message_type=2, raw="[]"
+                ),
+            ]
+        )
+        await session.commit()
+    assert await service.prune_message_log() == 1
+    assert await count(db_url, MessageLog, MessageLog.station_id == "X") == 1

@@ -67,3 +67,9 @@ def test_bad_file(tmp_path: Path, text: str, message: str) -> None:
 def test_bad_environment_names_the_variable() -> None:
     with pytest.raises(SettingsError, match="invalid OCPPKIT_HEARTBEAT_INTERVAL='0'"):
         load_settings(environ={"OCPPKIT_HEARTBEAT_INTERVAL": "0"})
+
+
+def test_security_profiles_not_built_are_refused() -> None:
+    """Asking for Basic auth / TLS that is not built must not run unauthenticated."""
+    with pytest.raises(SettingsError, match="security_profile 2 is not supported yet"):
+        load_settings(environ={"OCPPKIT_SECURITY_PROFILE": "2"})

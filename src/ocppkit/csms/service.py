@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 import structlog
 
-from ocppkit.csms.settings import CsmsSettings, StationPolicy, TagPolicy
+from ocppkit.csms.settings import CsmsSettings, StationPolicy, TagPolicy, check_supported
 from ocppkit.messages import v16, v201
 from ocppkit.protocol import ErrorCode, HandlerError, OcppVersion, Router
 from ocppkit.storage import Database, repositories
@@ -67,6 +67,7 @@ class CsmsService:
         *,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
+        check_supported(settings)
         self.settings = settings
         self.db = database
         self.clock = clock
@@ -133,10 +134,28 @@ class CsmsService:
             await session.commit()
         return written
 
-    async def run_message_log(self, interval: float = 0.5) -> None:
-        """Flush the message log every ``interval`` seconds until cancelled, then once more."""
+    async def prune_message_log(self) -> int:
+        """Delete message-log rows older than the retention setting (0 keeps everything)."""
+        days = self.settings.message_log_retention_days
+        if days == 0:
+            return 0
+        async with self.db.session() as session:
+            deleted = await repositories.prune_message_log(
+                session, retention=timedelta(days=days), now=self.clock()
+            )
+            await session.commit()
+        return deleted
+
+    async def run_message_log(self, interval: float = 0.5, prune_every: float = 3600.0) -> None:
+        """Flush the message log every ``interval`` seconds and prune it every ``prune_every``
+        seconds (and at start) until cancelled; flush once more on the way out."""
+        loop = asyncio.get_running_loop()
+        next_prune = loop.time()
         try:
             while True:
+                if loop.time() >= next_prune:
+                    await self.prune_message_log()
+                    next_prune = loop.time() + prune_every
                 await asyncio.sleep(interval)
                 await self.flush_message_log()
         finally:

@@ -16,7 +16,14 @@ from typing import Annotated, Any
 
 import msgspec
 
-__all__ = ["CsmsSettings", "SettingsError", "StationPolicy", "TagPolicy", "load_settings"]
+__all__ = [
+    "CsmsSettings",
+    "SettingsError",
+    "StationPolicy",
+    "TagPolicy",
+    "check_supported",
+    "load_settings",
+]
 
 ENV_PREFIX = "OCPPKIT_"
 
@@ -128,4 +135,20 @@ def load_settings(
     _check(env_values, "the environment", from_strings=True)
     _check(flag_values, "the command line", from_strings=False)
     merged = {**file_values, **env_values, **flag_values}
-    return msgspec.convert(merged, CsmsSettings, strict=False)
+    settings = msgspec.convert(merged, CsmsSettings, strict=False)
+    check_supported(settings)
+    return settings
+
+
+def check_supported(settings: CsmsSettings) -> None:
+    """Refuse settings this version cannot honour, rather than run less safely than asked.
+
+    Raises:
+        SettingsError: security profiles 1-3 are asked for; they are not built yet, and
+            running without the authentication they promise would be worse than not running.
+    """
+    if settings.security_profile != 0:
+        raise SettingsError(
+            f"security_profile {settings.security_profile} is not supported yet "
+            "(only 0, no authentication, for local development)"
+        )
