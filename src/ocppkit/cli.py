@@ -37,6 +37,10 @@ def csms(
         str | None, typer.Option(help="Address for OCPP WebSockets [127.0.0.1].")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port for OCPP WebSockets [9000].")] = None,
+    api_port: Annotated[
+        int | None,
+        typer.Option(help="Port for the HTTP API, OpenAPI docs at /docs [8080]; 0 picks one."),
+    ] = None,
     database: Annotated[
         str | None,
         typer.Option(
@@ -65,7 +69,7 @@ def csms(
     flags, then OCPPKIT_* environment variables (OCPPKIT_PORT=9001), then --config, then
     defaults. Stop with Ctrl-C (SIGINT) or SIGTERM.
     """
-    from ocppkit.csms.app import run_csms
+    from ocppkit.node import run_csms
 
     try:
         settings = load_settings(
@@ -73,6 +77,7 @@ def csms(
             flags={
                 "host": host,
                 "port": port,
+                "api_port": api_port,
                 "database": database,
                 "unknown_stations": unknown_stations,
                 "unknown_id_tags": unknown_id_tags,

@@ -67,7 +67,7 @@ def test_csms_starts_serves_and_stops_cleanly(tmp_path: Path) -> None:
     2.0.1 station boots; SIGINT closes it with 1001 and the process exits 0."""
     port = free_port()
     with subprocess.Popen(
-        [sys.executable, "-m", "ocppkit", "csms", "--port", str(port)],
+        [sys.executable, "-m", "ocppkit", "csms", "--port", str(port), "--api-port", "0"],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

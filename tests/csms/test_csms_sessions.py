@@ -19,8 +19,8 @@ from ocpp.v201 import ChargePoint as MhStation201
 from ocpp.v201 import call as c201
 from sqlalchemy import func, select
 
-from ocppkit.csms import CsmsSettings, start_csms
-from ocppkit.csms.app import RunningCsms
+from ocppkit.csms import CsmsSettings
+from ocppkit.node import RunningCsms, start_csms
 from ocppkit.storage import Database
 from ocppkit.storage.models import (
     ConnectorStatus,
@@ -45,7 +45,7 @@ async def csms(db_url: str) -> AsyncIterator[Callable[..., Any]]:
     started: list[RunningCsms] = []
 
     async def start(**overrides: Any) -> RunningCsms:
-        running = await start_csms(CsmsSettings(port=0, database=db_url, **overrides))
+        running = await start_csms(CsmsSettings(port=0, api_port=0, database=db_url, **overrides))
         started.append(running)
         return running
 

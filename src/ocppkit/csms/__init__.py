@@ -1,7 +1,9 @@
-"""The central system: per-version handlers over storage, run by ``ocppkit csms``."""
+"""The central system: settings and per-version handlers over storage.
 
-from ocppkit.csms.app import run_csms, start_csms
+``ocppkit.node`` assembles a running node (OCPP server, HTTP API, storage) from these.
+"""
+
 from ocppkit.csms.service import CsmsService
 from ocppkit.csms.settings import CsmsSettings, load_settings
 
-__all__ = ["CsmsService", "CsmsSettings", "load_settings", "run_csms", "start_csms"]
+__all__ = ["CsmsService", "CsmsSettings", "load_settings"]

@@ -31,6 +31,8 @@ from ocppkit.transport import Connection
 __all__ = ["CsmsService"]
 
 _log = structlog.get_logger("ocppkit.csms")
+#: Frames kept for the message log while the database cannot take them.
+MAX_QUEUED_LOG_FRAMES = 100_000
 _frame_head = msgspec.json.Decoder(list[msgspec.Raw])
 _UNSET = msgspec.UNSET
 
@@ -129,9 +131,14 @@ class CsmsService:
         if not queued:
             return 0
         rows = [_log_row(*entry) for entry in queued]
-        async with self.db.session() as session:
-            written = await repositories.add_message_log(session, rows)
-            await session.commit()
+        try:
+            async with self.db.session() as session:
+                written = await repositories.add_message_log(session, rows)
+                await session.commit()
+        except Exception:
+            # Keep the frames for the next attempt, newest last, within a bound.
+            self._log_rows = (queued + self._log_rows)[-MAX_QUEUED_LOG_FRAMES:]
+            raise
         return written
 
     async def prune_message_log(self) -> int:
@@ -150,14 +157,17 @@ class CsmsService:
         """Flush the message log every ``interval`` seconds and prune it every ``prune_every``
         seconds (and at start) until cancelled; flush once more on the way out."""
         loop = asyncio.get_running_loop()
-        next_prune = loop.time()
+        next_prune = loop.time() + prune_every
         try:
             while True:
-                if loop.time() >= next_prune:
-                    await self.prune_message_log()
-                    next_prune = loop.time() + prune_every
                 await asyncio.sleep(interval)
-                await self.flush_message_log()
+                try:
+                    await self.flush_message_log()
+                    if loop.time() >= next_prune:
+                        next_prune = loop.time() + prune_every
+                        await self.prune_message_log()
+                except Exception:  # a database hiccup must not end the message log
+                    _log.exception("message log write failed; will retry")
         finally:
             await asyncio.shield(self.flush_message_log())
 

@@ -1,7 +1,11 @@
-"""Run a CSMS node: storage migrated, OCPP server listening, clean shutdown on a signal.
+"""Run a CSMS node: storage migrated, OCPP server and HTTP API listening, clean shutdown.
 
-Shutdown (SIGINT / SIGTERM): stop accepting, close every station with 1001 (going away),
-let in-flight handlers finish their writes, flush the message log, close the database.
+This module assembles the layers (csms below, api above it), so it sits above both and is
+used by the CLI.
+
+Shutdown (SIGINT / SIGTERM): stop the HTTP API (running requests may finish), stop
+accepting stations, close every station with 1001 (going away), let in-flight handlers
+finish their writes, flush the message log, close the database.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import structlog
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from websockets.asyncio.server import Server
 
+from ocppkit.api import ApiServer, create_api
 from ocppkit.csms.service import CsmsService
 from ocppkit.csms.settings import CsmsSettings, SettingsError
 from ocppkit.storage import Database
@@ -25,16 +30,18 @@ _log = structlog.get_logger("ocppkit.csms")
 
 
 class RunningCsms:
-    """A started CSMS: its service, server and background tasks; ``await stop()`` ends it."""
+    """A started CSMS: its service, servers and background tasks; ``await stop()`` ends it."""
 
     def __init__(
         self,
         service: CsmsService,
         server: Server,
         log_task: asyncio.Task[None],
+        api_server: ApiServer,
     ) -> None:
         self.service = service
         self.server = server
+        self.api_server = api_server
         self._log_task = log_task
 
     @property
@@ -42,8 +49,14 @@ class RunningCsms:
         """The OCPP port actually bound (useful with port 0)."""
         return int(self.server.sockets[0].getsockname()[1])
 
+    @property
+    def api_port(self) -> int:
+        """The HTTP API port actually bound (useful with ``api_port=0``)."""
+        return self.api_server.port
+
     async def stop(self) -> None:
-        """Stop accepting, close stations with 1001, flush the log, close the database."""
+        """Stop the API, stop accepting, close stations with 1001, flush, close the database."""
+        await self.api_server.stop()
         self.server.close()  # websockets closes each connection with 1001
         await self.server.wait_closed()
         self._log_task.cancel()
@@ -61,10 +74,11 @@ async def start_csms(settings: CsmsSettings) -> RunningCsms:
         raise SettingsError(f"invalid database URL {settings.database!r}: {first_line}") from None
     try:
         await database.migrate()
+        service = CsmsService(settings, database)
+        await service.prune_message_log()  # at start; then hourly in run_message_log
     except Exception:
         await database.close()
         raise
-    service = CsmsService(settings, database)
     server = await serve(
         service.routers,
         settings.host,
@@ -77,8 +91,16 @@ async def start_csms(settings: CsmsSettings) -> RunningCsms:
         },
         max_size=settings.max_frame_size,
     )
+    api_server = ApiServer(create_api(service), settings.api_host, settings.api_port)
+    try:
+        await api_server.start()
+    except BaseException:
+        server.close()
+        await server.wait_closed()
+        await database.close()
+        raise
     log_task = asyncio.create_task(service.run_message_log())
-    return RunningCsms(service, server, log_task)
+    return RunningCsms(service, server, log_task, api_server)
 
 
 async def run_csms(settings: CsmsSettings) -> None:
@@ -88,6 +110,7 @@ async def run_csms(settings: CsmsSettings) -> None:
         "csms listening",
         host=settings.host,
         port=running.port,
+        api=f"http://{settings.api_host}:{running.api_port}/docs",
         database=running.service.db.url.render_as_string(hide_password=True),
     )
     stop = asyncio.Event()
