@@ -73,3 +73,10 @@ def test_security_profiles_not_built_are_refused() -> None:
     """Asking for Basic auth / TLS that is not built must not run unauthenticated."""
     with pytest.raises(SettingsError, match="security_profile 2 is not supported yet"):
         load_settings(environ={"OCPPKIT_SECURITY_PROFILE": "2"})
+
+
+def test_api_stays_on_localhost_without_authentication() -> None:
+    """Issue: without an API token the API listens on localhost only."""
+    with pytest.raises(SettingsError, match="listens on localhost only"):
+        load_settings(environ={"OCPPKIT_API_HOST": "0.0.0.0"})
+    assert load_settings(environ={"OCPPKIT_API_HOST": "::1"}).api_host == "::1"

@@ -26,6 +26,8 @@ __all__ = [
 ]
 
 ENV_PREFIX = "OCPPKIT_"
+#: Where the HTTP API may listen while it has no authentication.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class StationPolicy(StrEnum):
@@ -144,9 +146,15 @@ def check_supported(settings: CsmsSettings) -> None:
     """Refuse settings this version cannot honour, rather than run less safely than asked.
 
     Raises:
-        SettingsError: security profiles 1-3 are asked for; they are not built yet, and
-            running without the authentication they promise would be worse than not running.
+        SettingsError: security profiles 1-3, or an API reachable from other hosts, are
+            asked for; their authentication is not built yet, and running without the
+            protection they promise would be worse than not running.
     """
+    if settings.api_host not in LOOPBACK_HOSTS:
+        raise SettingsError(
+            f"api_host {settings.api_host!r}: without API authentication (not built yet) the "
+            "HTTP API listens on localhost only"
+        )
     if settings.security_profile != 0:
         raise SettingsError(
             f"security_profile {settings.security_profile} is not supported yet "
