@@ -41,6 +41,7 @@ __all__ = [
     "PayloadError",
     "RemoteError",
     "SessionClosedError",
+    "clip_description",
     "error_code_from_wire",
     "wire_code",
 ]
@@ -97,7 +98,8 @@ def error_code_from_wire(code: str) -> ErrorCode | None:
     return _FROM_WIRE.get(code)
 
 
-def _clip(text: str) -> str:
+def clip_description(text: str) -> str:
+    """``text`` cut to the 255 characters errorDescription allows (string[255])."""
     return (
         text if len(text) <= MAX_DESCRIPTION_LENGTH else text[: MAX_DESCRIPTION_LENGTH - 3] + "..."
     )
@@ -159,7 +161,7 @@ class RemoteError(OcppError):
             if error_code is ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED
             else wire_code(error_code, version)
         )
-        self.description = _clip(description)
+        self.description = clip_description(description)
         self.message_id = message_id
         self.details: dict[str, Any] = details if details is not None else {}
         super().__init__(f"{self.code}: {self.description}")

@@ -32,7 +32,7 @@ from typing import Any, Final
 
 import msgspec
 
-from ocppkit.protocol.errors import MAX_DESCRIPTION_LENGTH, ErrorCode, FrameError
+from ocppkit.protocol.errors import ErrorCode, FrameError, clip_description
 from ocppkit.protocol.versions import OcppVersion
 
 __all__ = [
@@ -392,8 +392,7 @@ def _error_frame(
     description: str,
     details: dict[str, Any] | None,
 ) -> bytes:
-    if len(description) > MAX_DESCRIPTION_LENGTH:
-        description = description[: MAX_DESCRIPTION_LENGTH - 3] + "..."
+    description = clip_description(description)
     return _encoder.encode(
         (message_type.value, message_id, code, description, details if details else {})
     )
