@@ -71,12 +71,21 @@ def test_bad_environment_names_the_variable() -> None:
 
 def test_security_profiles_not_built_are_refused() -> None:
     """Asking for Basic auth / TLS that is not built must not run unauthenticated."""
-    with pytest.raises(SettingsError, match="security_profile 2 is not supported yet"):
-        load_settings(environ={"OCPPKIT_SECURITY_PROFILE": "2"})
+    with pytest.raises(SettingsError, match="security_profile 1 is not supported yet"):
+        load_settings(environ={"OCPPKIT_SECURITY_PROFILE": "1"})
 
 
 def test_api_stays_on_localhost_without_authentication() -> None:
     """Issue: without an API token the API listens on localhost only."""
-    with pytest.raises(SettingsError, match="listens on localhost only"):
+    with pytest.raises(SettingsError, match="set api_token"):
         load_settings(environ={"OCPPKIT_API_HOST": "0.0.0.0"})
     assert load_settings(environ={"OCPPKIT_API_HOST": "::1"}).api_host == "::1"
+    exposed = load_settings(
+        environ={"OCPPKIT_API_HOST": "0.0.0.0", "OCPPKIT_API_TOKEN": "x" * 16}
+    )
+    assert exposed.api_host == "0.0.0.0"
+
+
+def test_short_api_token_is_refused() -> None:
+    with pytest.raises(SettingsError, match="at least 16 characters"):
+        load_settings(environ={"OCPPKIT_API_TOKEN": "short"})

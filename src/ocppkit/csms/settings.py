@@ -63,6 +63,20 @@ class CsmsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     call_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
     max_frame_size: Annotated[int, msgspec.Meta(ge=1024, le=64 << 20)] = 1 << 20
     message_log_retention_days: Annotated[int, msgspec.Meta(ge=0)] = 30
+    # Security profiles (reliability.md 1.2): TLS files are PEM paths.
+    tls_cert: str | None = None  # server certificate chain (profiles 2 and 3)
+    tls_key: str | None = None  # its private key
+    tls_client_ca: str | None = None  # CA bundle that signs station certificates (profile 3)
+    cpo_name: str | None = None  # profile 3: required O= of station certificates (A00.FR.404)
+    auth_attempts_per_minute: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
+    duplicate_probe_timeout: Annotated[float, msgspec.Meta(gt=0, le=120)] = 5.0
+    # HTTP API: without a token it stays on localhost.
+    api_token: str | None = None
+    # Limits (docs/limits.md).
+    handshake_timeout: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    max_inbound_queue: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 16
+    max_messages_per_second: Annotated[float, msgspec.Meta(gt=0, le=100_000)] = 20.0
+    message_burst: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 200
 
     @property
     def station_policy(self) -> StationPolicy:
@@ -143,20 +157,24 @@ def load_settings(
 
 
 def check_supported(settings: CsmsSettings) -> None:
-    """Refuse settings this version cannot honour, rather than run less safely than asked.
+    """Refuse combinations that cannot work or would run less safely than asked.
 
     Raises:
-        SettingsError: security profiles 1-3, or an API reachable from other hosts, are
-            asked for; their authentication is not built yet, and running without the
-            protection they promise would be worse than not running.
+        SettingsError: an API reachable from other hosts without ``api_token``; profile 2 or
+            3 without ``tls_cert`` and ``tls_key``; profile 3 without ``tls_client_ca``;
+            a short API token.
     """
-    if settings.api_host not in LOOPBACK_HOSTS:
+    if settings.api_token is not None and len(settings.api_token) < 16:
+        raise SettingsError("api_token: use at least 16 characters")
+    if settings.api_host not in LOOPBACK_HOSTS and settings.api_token is None:
         raise SettingsError(
-            f"api_host {settings.api_host!r}: without API authentication (not built yet) the "
-            "HTTP API listens on localhost only"
+            f"api_host {settings.api_host!r}: set api_token (OCPPKIT_API_TOKEN) before "
+            "exposing the HTTP API beyond localhost"
         )
-    if settings.security_profile != 0:
-        raise SettingsError(
-            f"security_profile {settings.security_profile} is not supported yet "
-            "(only 0, no authentication, for local development)"
-        )
+    profile = settings.security_profile
+    if profile >= 2 and (settings.tls_cert is None or settings.tls_key is None):
+        raise SettingsError(f"security_profile {profile} needs tls_cert and tls_key (PEM files)")
+    if profile == 3 and settings.tls_client_ca is None:
+        raise SettingsError("security_profile 3 needs tls_client_ca (CA of station certificates)")
+    if profile != 0:  # removed when the server enforces profiles 1-3
+        raise SettingsError(f"security_profile {profile} is not supported yet")
