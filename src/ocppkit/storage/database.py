@@ -40,10 +40,17 @@ def alembic_config() -> Config:
     return config
 
 
+#: Connection execution option: start the transaction with ``BEGIN IMMEDIATE`` (SQLite).
+WRITE_OPTION = "ocppkit_write"
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers (API, dashboard) run beside the writer; NORMAL sync is durable in
     # WAL mode except for the last commits on power loss. SQLite ignores foreign keys
-    # unless asked, per connection.
+    # unless asked, per connection. The driver's own implicit BEGIN is turned off
+    # (isolation_level None) and _sqlite_on_begin emits it instead: the driver's version
+    # breaks SAVEPOINTs, which group commits use (SQLAlchemy's documented pysqlite recipe).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -52,6 +59,13 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA busy_timeout=5000")
     finally:
         cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    # A writer takes the write lock at BEGIN: a deferred transaction that reads and then
+    # writes fails with SQLITE_BUSY_SNAPSHOT when another connection committed in between.
+    immediate = connection.get_execution_options().get(WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
@@ -72,6 +86,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url, **engine_kwargs)
         if self.url.get_backend_name() == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_on_begin)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -86,6 +101,10 @@ class Database:
     def session(self) -> AsyncSession:
         """A new session; use as ``async with db.session() as s:`` and commit explicitly."""
         return self._sessions()
+
+    async def begin_write(self, session: AsyncSession) -> None:
+        """Begin ``session``'s transaction as a writer (SQLite: ``BEGIN IMMEDIATE``)."""
+        await session.connection(execution_options={WRITE_OPTION: True})
 
     async def close(self) -> None:
         """Close every pooled connection (no unclosed-connection warnings later)."""

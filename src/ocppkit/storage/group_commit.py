@@ -1,0 +1,195 @@
+"""Group commit: many stations' writes in one database transaction, each acked after it.
+
+Why
+---
+The CSMS answers a message that announces or closes a transaction only after its row is
+committed (ack after commit, reliability.md E7/E8). One commit per message makes the
+database's commit rate the CSMS's message rate; grouping the writes that arrive while the
+previous commit is in flight into one transaction removes that ceiling without delaying a
+lone writer (no timer: an idle committer starts at once).
+
+Theory of operation
+-------------------
+:meth:`GroupCommitter.run` queues a *unit* (an async function of an
+:class:`~sqlalchemy.ext.asyncio.AsyncSession`) and waits for its result. One worker task
+takes every queued unit (up to ``max_batch``), runs each inside a SAVEPOINT of one
+transaction — so a unit that fails is rolled back alone and its caller gets the exception —
+then commits once and resolves the callers. A unit's result is delivered only after the
+commit succeeded; if the commit fails, every caller of the batch gets the error.
+
+Transient storage errors (SQLite ``database is locked``, a PostgreSQL connection lost in a
+restart) are retried ``retries`` times with a short back-off; then the callers get
+:class:`StorageUnavailableError`, which the CSMS answers as CALLERROR InternalError so the
+station retries (1.6 §3.7.1: never a CALLRESULT without a commit).
+
+Units run one after another in the worker, so they must not wait for anything but the
+database (no network calls inside a unit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
+
+import structlog
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ocppkit.storage.database import Database
+
+__all__ = ["GroupCommitter", "StorageUnavailableError", "Unit"]
+
+T = TypeVar("T")
+Unit = Callable[[AsyncSession], Awaitable[T]]
+
+#: Units taken into one transaction at most.
+DEFAULT_MAX_BATCH: Final = 256
+#: Attempts after the first for a batch that fails with a transient error.
+DEFAULT_RETRIES: Final = 3
+
+_log = structlog.get_logger("ocppkit.storage")
+
+BatchObserver = Callable[[int, float], None]
+
+
+class StorageUnavailableError(Exception):
+    """The database kept failing; nothing of the unit was committed."""
+
+
+class _Pending:
+    __slots__ = ("future", "unit")
+
+    def __init__(self, unit: Unit[Any], future: asyncio.Future[Any]) -> None:
+        self.unit = unit
+        self.future = future
+
+
+class GroupCommitter:
+    """Runs units of work in shared transactions; see the module docstring.
+
+    Args:
+        database: where to commit.
+        max_batch: most units per transaction.
+        retries: extra attempts for a batch failing with a transient error.
+        retry_delay: first back-off in seconds (doubled per attempt).
+        on_batch: called with (units, seconds) after each successful commit (metrics).
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        retries: int = DEFAULT_RETRIES,
+        retry_delay: float = 0.05,
+        on_batch: BatchObserver | None = None,
+    ) -> None:
+        self.database = database
+        self.max_batch = max_batch
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self.on_batch = on_batch
+        self._queue: list[_Pending] = []
+        self._wakeup = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._closing = False
+        self.batches = 0
+        self.units = 0
+
+    async def run(self, unit: Unit[T]) -> T:
+        """Run ``unit`` in the next group transaction; return its result once committed.
+
+        Raises:
+            StorageUnavailableError: the database kept failing.
+            Exception: whatever the unit itself raised (its writes were rolled back).
+        """
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(unit, future))
+        self._wakeup.set()
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name="group-commit")
+        return await asyncio.shield(future)
+
+    async def close(self) -> None:
+        """Finish every queued unit, then stop the worker."""
+        self._closing = True
+        self._wakeup.set()
+        if self._worker is not None:
+            await self._worker
+
+    async def _work(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        delay = self.retry_delay
+        for attempt in range(self.retries + 1):
+            started = time.perf_counter()
+            try:
+                results = await self._attempt(batch)
+            except Exception as exc:
+                if not _transient(exc):
+                    raise
+                if attempt < self.retries:
+                    _log.warning("group commit failed; retrying", error=str(exc).splitlines()[0])
+                    await asyncio.sleep(delay)
+                    delay *= 2
+                    continue
+                _log.error("group commit failed; giving up", error=str(exc).splitlines()[0])
+                failure = StorageUnavailableError("storage unavailable")
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(failure)
+                return
+            except BaseException as exc:  # cancelled, or a bug: never leave callers hanging
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(
+                            StorageUnavailableError(f"group commit aborted: {exc!r}")
+                        )
+                raise
+            self.batches += 1
+            self.units += len(batch)
+            if self.on_batch is not None:
+                self.on_batch(len(batch), time.perf_counter() - started)
+            for pending, (ok, value) in zip(batch, results, strict=True):
+                if pending.future.done():
+                    continue
+                if ok:
+                    pending.future.set_result(value)
+                else:
+                    pending.future.set_exception(value)
+            return
+
+    async def _attempt(self, batch: list[_Pending]) -> list[tuple[bool, Any]]:
+        results: list[tuple[bool, Any]] = []
+        async with self.database.session() as session:
+            await self.database.begin_write(session)
+            for pending in batch:
+                try:
+                    async with session.begin_nested():
+                        value = await pending.unit(session)
+                except Exception as exc:
+                    if _transient(exc):
+                        raise  # the connection or database failed: retry the whole batch
+                    results.append((False, exc))  # the unit's own error: only it rolls back
+                else:
+                    results.append((True, value))
+            await session.commit()
+        return results
+
+
+def _transient(exc: BaseException) -> bool:
+    """Errors of the database or the connection, worth retrying (not a unit's own error)."""
+    if isinstance(exc, OperationalError | InterfaceError | OSError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated

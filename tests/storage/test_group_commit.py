@@ -1,0 +1,109 @@
+"""Group commit on SQLite and PostgreSQL: many units, one transaction, ack after commit.
+
+Anchors: reliability.md E7/E8 (a reply is sent only for what is committed; a storage failure
+is retried inside, then surfaces so the station retries), issue 3 "commits are grouped across
+stations so durability does not cost throughput".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ocppkit.storage import Database, repositories
+from ocppkit.storage.group_commit import GroupCommitter, StorageUnavailableError
+from ocppkit.storage.models import Station
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def _register(station_id: str):  # type: ignore[no-untyped-def]
+    async def unit(session: AsyncSession) -> str:
+        await repositories.ensure_station(session, station_id, now=NOW)
+        return station_id
+
+    return unit
+
+
+async def _count_stations(db: Database) -> int:
+    async with db.session() as session:
+        return int((await session.execute(select(func.count()).select_from(Station))).scalar_one())
+
+
+async def test_concurrent_units_share_few_commits(db: Database) -> None:
+    """500 stations writing at once: every unit committed, in far fewer transactions."""
+    committer = GroupCommitter(db, max_batch=200)
+    results = await asyncio.gather(*(committer.run(_register(f"CP{i:04}")) for i in range(500)))
+    await committer.close()
+    assert results == [f"CP{i:04}" for i in range(500)]
+    assert await _count_stations(db) == 500
+    assert committer.units == 500
+    assert 3 <= committer.batches <= 50, committer.batches
+
+
+async def test_result_is_delivered_only_after_commit(db: Database) -> None:
+    """Ack after commit: when run() returns, another connection already sees the row."""
+    committer = GroupCommitter(db)
+    await committer.run(_register("CP-visible"))
+    assert await _count_stations(db) == 1
+    await committer.close()
+
+
+async def test_a_failing_unit_is_rolled_back_alone(db: Database) -> None:
+    """One unit's error (a duplicate primary key) does not cost the others their commit."""
+    committer = GroupCommitter(db)
+
+    async def duplicate(session: AsyncSession) -> None:
+        await session.execute(text("INSERT INTO id_tags (id_tag, status) VALUES ('T1', 'x')"))
+        await session.execute(text("INSERT INTO id_tags (id_tag, status) VALUES ('T1', 'x')"))
+
+    outcomes = await asyncio.gather(
+        committer.run(_register("CP1")),
+        committer.run(duplicate),
+        committer.run(_register("CP2")),
+        return_exceptions=True,
+    )
+    await committer.close()
+    assert outcomes[0] == "CP1" and outcomes[2] == "CP2"
+    assert isinstance(outcomes[1], IntegrityError)
+    assert await _count_stations(db) == 2
+    async with db.session() as session:
+        tags = (await session.execute(text("SELECT count(*) FROM id_tags"))).scalar_one()
+    assert tags == 0  # nothing half-written
+
+
+async def test_lost_connection_is_retried_then_reported(db: Database) -> None:
+    """E8: the database connection dies mid-batch (PostgreSQL backend terminated): the batch
+    is retried on a new connection; a failure that persists surfaces as
+    StorageUnavailableError and nothing of the unit is committed."""
+    if db.dialect_name != "postgresql":
+        pytest.skip("a backend connection can be terminated on PostgreSQL only")
+    committer = GroupCommitter(db, retries=2, retry_delay=0.01)
+    attempts = 0
+
+    async def dies_once(session: AsyncSession) -> str:
+        nonlocal attempts
+        attempts += 1
+        await repositories.ensure_station(session, "CP-retry", now=NOW)
+        if attempts == 1:
+            await session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        return "ok"
+
+    assert await committer.run(dies_once) == "ok"
+    assert attempts == 2
+
+    async def always_dies(session: AsyncSession) -> None:
+        await repositories.ensure_station(session, "CP-never", now=NOW)
+        await session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
+    with pytest.raises(StorageUnavailableError):
+        await committer.run(always_dies)
+    await committer.close()
+    async with db.session() as session:
+        ids = set((await session.execute(select(Station.id))).scalars())
+    assert ids == {"CP-retry"}
