@@ -24,6 +24,10 @@ Rules it enforces:
    the session itself; valid ones become :class:`CallReceived`, and the application answers
    with :meth:`send_result` or :meth:`send_error`. A CALL whose id is still being handled is
    answered ``ProtocolError`` (2.0.1 Part 4 §4.2.3) and the first one goes on.
+   OCPP 2.1 retries a CALL with the *same* id (2.1 Part 4 §4.1.4): the session keeps the
+   answers to the last ``replay_cache_size`` CALLs and sends the cached answer again,
+   byte for byte, without a new :class:`CallReceived`, when the same id comes back with
+   the same action and payload bytes; the same id with other content is ``ProtocolError``.
 5. **Bad frames** are answered as the spec asks: an unreadable frame or CALL gets a
    CALLERROR with the id, or ``"-1"`` when none can be read; an unknown message type gets
    ``MessageTypeNotSupported`` on 2.x and is ignored on 1.6 (1.6J §4.1.3); a malformed reply
@@ -39,7 +43,7 @@ Message ids of our CALLs are uuid4 strings, unique per sender (OCPP-J §4.1.4).
 from __future__ import annotations
 
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -98,6 +102,8 @@ DEFAULT_CALL_TIMEOUT: Final = 30.0
 DEFAULT_MAX_QUEUED_CALLS: Final = 1000
 #: Timed-out ids remembered to tell a late reply from an unknown one.
 _LATE_IDS_KEPT: Final = 64
+#: Answers kept for OCPP 2.1 retries with the same message id.
+DEFAULT_REPLAY_CACHE_SIZE: Final = 1000
 
 
 # -- events ---------------------------------------------------------------------------------
@@ -211,6 +217,7 @@ class RpcSession:
         validate_outgoing: check our own messages against their schema before sending
             (checklist D8); a violation raises instead of sending.
         message_id_factory: makes the ids of our CALLs (uuid4 by default).
+        replay_cache_size: OCPP 2.1 only: answers kept for retries with the same id.
     """
 
     def __init__(
@@ -224,6 +231,7 @@ class RpcSession:
         lenient: frozenset[Relaxation] = frozenset(),
         validate_outgoing: bool = True,
         message_id_factory: Callable[[], str] = _new_message_id,
+        replay_cache_size: int = DEFAULT_REPLAY_CACHE_SIZE,
     ) -> None:
         self.version = parse_version(version)
         self.call_timeout = call_timeout
@@ -236,6 +244,10 @@ class RpcSession:
         self._queue: deque[_OutgoingCall] = deque()
         self._handling: dict[str, str] = {}  # id of the peer's CALL -> its action
         self._late_ids: deque[str] = deque(maxlen=_LATE_IDS_KEPT)
+        # OCPP 2.1 retries: id -> (action, payload bytes) while handled, then -> + answer.
+        self._replay_size = replay_cache_size if self.version is OcppVersion.V21 else 0
+        self._replay_requests: dict[str, tuple[str, bytes]] = {}
+        self._replay: OrderedDict[str, tuple[str, bytes, bytes]] = OrderedDict()
         self._events: list[Event] = []
         self._out: list[bytes] = []
         self.closed = False
@@ -305,7 +317,7 @@ class RpcSession:
         action = self._answerable(message_id)
         body = self._checked_payload(action, payload, response=True)
         del self._handling[message_id]
-        self._out.append(encode_call_result(message_id, body))
+        self._emit_answer(message_id, encode_call_result(message_id, body))
 
     def send_error(
         self,
@@ -323,7 +335,17 @@ class RpcSession:
         self._check_open()
         self._answerable(message_id)
         del self._handling[message_id]
-        self._out.append(encode_call_error(message_id, self._spell(code), description, details))
+        self._emit_answer(
+            message_id, encode_call_error(message_id, self._spell(code), description, details)
+        )
+
+    def _emit_answer(self, message_id: str, frame: bytes) -> None:
+        self._out.append(frame)
+        request = self._replay_requests.pop(message_id, None)
+        if request is not None:
+            self._replay[message_id] = (*request, frame)
+            while len(self._replay) > self._replay_size:
+                self._replay.popitem(last=False)
 
     def send_unconfirmed(self, action: str, payload: msgspec.Struct | dict[str, Any]) -> str:
         """OCPP 2.1 SEND: a message that is never answered; allowed while a CALL is in flight.
@@ -454,6 +476,8 @@ class RpcSession:
 
     def _on_call(self, frame: Call) -> None:
         message_id = frame.message_id
+        if self._replay_size and self._replayed(frame):
+            return
         if message_id in self._handling:
             self._answer_error(
                 RemoteError(
@@ -491,7 +515,28 @@ class RpcSession:
             self._answer_error(error)
             return
         self._handling[message_id] = frame.action
+        if self._replay_size:
+            self._replay_requests[message_id] = (frame.action, bytes(frame.payload))
         self._events.append(CallReceived(message_id, frame.action, message, relaxations))
+
+    def _replayed(self, frame: Call) -> bool:
+        """2.1 retry of an answered CALL: resend the answer (True), or refuse other content."""
+        cached = self._replay.get(frame.message_id)
+        if cached is None:
+            return False
+        action, payload, answer = cached
+        if frame.action == action and bytes(frame.payload) == payload:
+            self._out.append(answer)
+        else:
+            self._answer_error(
+                RemoteError(
+                    ErrorCode.PROTOCOL_ERROR,
+                    "message id reused for a different CALL",
+                    version=self.version,
+                    message_id=frame.message_id,
+                )
+            )
+        return True
 
     def _on_send(self, frame: Send) -> None:
         if not self.validator.knows(frame.action):

@@ -365,3 +365,54 @@ def test_send_only_action_as_call_is_not_supported() -> None:
     assert frames(session)[0][:3] == [4, "n1", "NotSupported"]
     with pytest.raises(OutgoingMessageError, match="no CALL"):
         session.send_call("NotifyPeriodicEventStream", {}, now=0.0)
+
+
+def _raw_call(message_id: str, action: str, payload: dict[str, object]) -> str:
+    return json.dumps([2, message_id, action, payload])
+
+
+def test_21_retry_with_same_id_replays_the_answer_byte_identically() -> None:
+    """2.1 Part 4 §4.1.4 (checklist C4): a CALL retried with the same id and content gets
+    the cached answer again, byte for byte, and the application does not see it twice."""
+    csms = RpcSession("2.1")
+    frame = _raw_call("retry-1", "Heartbeat", {})
+    csms.receive_data(frame, now=0.0)
+    (received,) = csms.events_received()
+    csms.send_result(received.message_id, {"currentTime": "2026-11-27T10:00:00Z"})
+    (answer,) = csms.data_to_send()
+    csms.receive_data(frame, now=1.0)
+    assert csms.events_received() == []
+    assert csms.data_to_send() == [answer]
+
+
+def test_21_same_id_with_other_content_is_protocol_error() -> None:
+    """2.1 Part 4 §4.1.4 / checklist C4: the id was used for another CALL -> ProtocolError."""
+    csms = RpcSession("2.1")
+    csms.receive_data(_raw_call("retry-2", "Heartbeat", {}), now=0.0)
+    (received,) = csms.events_received()
+    csms.send_error(received.message_id, ErrorCode.INTERNAL_ERROR, "storage down")
+    (first,) = csms.data_to_send()
+    other = _raw_call("retry-2", "BootNotification", BOOT_201)
+    csms.receive_data(other, now=1.0)
+    (error,) = frames(csms)
+    assert error[:3] == [4, "retry-2", "ProtocolError"]
+    csms.receive_data(_raw_call("retry-2", "Heartbeat", {}), now=2.0)
+    assert csms.data_to_send() == [first]  # CALLERROR answers are replayed too
+
+
+def test_21_replay_cache_is_bounded_and_other_versions_have_none() -> None:
+    """The cache keeps the last ``replay_cache_size`` answers; 2.0.1 keeps none (its ids are
+    unique per sender, a reused id is a new CALL)."""
+    csms = RpcSession("2.1", replay_cache_size=2)
+    for n in range(3):
+        csms.receive_data(_raw_call(f"id-{n}", "Heartbeat", {}), now=0.0)
+        (received,) = csms.events_received()
+        csms.send_result(received.message_id, {"currentTime": "2026-11-27T10:00:00Z"})
+    csms.data_to_send()
+    csms.receive_data(_raw_call("id-0", "Heartbeat", {}), now=1.0)
+    assert len(csms.events_received()) == 1  # evicted: handled as a new CALL
+    v201 = RpcSession("2.0.1")
+    for _ in range(2):
+        v201.receive_data(_raw_call("same", "Heartbeat", {}), now=0.0)
+        (received,) = v201.events_received()
+        v201.send_result(received.message_id, {"currentTime": "2026-11-27T10:00:00Z"})
