@@ -54,6 +54,7 @@ from ocppkit.protocol.session import (
     RpcSession,
     SendReceived,
 )
+from ocppkit.transport.rate_limit import CLOSE_RATE_EXCEEDED, RateLimiter
 
 __all__ = ["DEFAULT_MAX_INCOMING", "DEFAULT_MAX_OUTGOING", "Connection", "FrameObserver"]
 
@@ -82,6 +83,8 @@ class Connection:
         max_outgoing: see the module docstring.
         observer: called with (connection, "in" | "out", frame) for every text frame read
             or written, e.g. for a message log; it must not block.
+        rate_limit: limits the frames read per second (see :mod:`.rate_limit`); None reads
+            as fast as the peer sends.
     """
 
     def __init__(
@@ -95,8 +98,10 @@ class Connection:
         max_incoming: int = DEFAULT_MAX_INCOMING,
         max_outgoing: int = DEFAULT_MAX_OUTGOING,
         observer: FrameObserver | None = None,
+        rate_limit: RateLimiter | None = None,
     ) -> None:
         self.websocket = websocket
+        self.rate_limit = rate_limit
         self.session = session
         self.router = router if router is not None else Router()
         self.identity = identity
@@ -182,7 +187,10 @@ class Connection:
             async for message in self.websocket:
                 if isinstance(message, bytes):
                     self.log.warning("binary frame refused", size=len(message))
-                    await self.websocket.close(CLOSE_UNSUPPORTED_DATA, "OCPP-J uses text frames")
+                    await self._close_unread(CLOSE_UNSUPPORTED_DATA, "OCPP-J uses text frames")
+                    return
+                if self.rate_limit is not None and not await self._throttle():
+                    await self._close_unread(CLOSE_RATE_EXCEEDED, "message rate exceeded")
                     return
                 if self.observer is not None:
                     self.observer(self, "in", message)
@@ -190,6 +198,32 @@ class Connection:
                 await self._process()
         except ConnectionClosed:
             pass
+
+    async def _close_unread(self, code: int, reason: str) -> None:
+        """Close without handling what the peer sent meanwhile.
+
+        The frames still queued must be read (and dropped): the peer's close frame waits
+        behind them, and websockets stops reading while its queue is full, so the closing
+        handshake would otherwise stall until ``close_timeout``.
+        """
+        closing = asyncio.create_task(self.websocket.close(code, reason))
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in self.websocket:
+                pass
+        await closing
+
+    async def _throttle(self) -> bool:
+        """Wait out the rate limit; False (connection closed 1008) on sustained abuse."""
+        assert self.rate_limit is not None
+        now = self._loop.time()
+        wait = self.rate_limit.take(now)
+        if wait <= 0:
+            return True
+        if self.rate_limit.abusive(now):
+            self.log.warning("message rate exceeded; closing", rate=self.rate_limit.rate)
+            return False
+        await asyncio.sleep(wait)
+        return True
 
     async def _handle_loop(self) -> None:
         while True:
