@@ -44,6 +44,9 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
         (["csms", "--config", "/nonexistent.toml"], {}, "error: cannot read config file"),
         (["csms", "--database", "nosuchdriver://x"], {}, "error: invalid database URL"),
         (["csms", "--database", "postgresql+asyncpg://nobody@127.0.0.1:1/x"], {}, "error: "),
+        (["csms", "--port", "abc"], {}, "error: Invalid value for '--port'"),
+        (["csms", "--no-such-flag"], {}, "error: No such option: --no-such-flag"),
+        (["csms", "--unknown-stations", "maybe"], {}, "error: Invalid value for '--unknown-sta"),
     ],
 )
 def test_bad_input_is_one_line(args: list[str], env: dict[str, str], message: str) -> None:
@@ -110,3 +113,10 @@ async def _boot_and_wait_for_close(port: int, process: subprocess.Popen[str]) ->
         except OSError:
             await asyncio.sleep(0.1)
     raise AssertionError("the CSMS never listened")
+
+
+def test_help_exits_zero_and_no_arguments_show_the_help() -> None:
+    assert run_cli("--help").returncode == 0
+    assert run_cli("csms", "--help").returncode == 0
+    bare = run_cli()
+    assert bare.returncode == 2 and "Usage" in bare.stdout
