@@ -7,11 +7,13 @@ exit code 2, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
+from typer.exceptions import TyperException
 
 from ocppkit.csms.settings import SettingsError, StationPolicy, TagPolicy, load_settings
 
@@ -62,6 +64,26 @@ def csms(
     heartbeat_interval: Annotated[
         int | None, typer.Option(help="Heartbeat interval given in BootNotification, s [300].")
     ] = None,
+    security_profile: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=3,
+            help="OCPP security profile of the port: 0 none, 1 Basic auth over ws, 2 Basic "
+            "auth over wss, 3 wss with client certificates [0]. Passwords come from the "
+            "station registry, never from flags (docs/security.md).",
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Server certificate chain, PEM (profiles 2 and 3).")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="Private key of --tls-cert, PEM (profiles 2 and 3).")
+    ] = None,
+    tls_client_ca: Annotated[
+        Path | None,
+        typer.Option(help="CA bundle that signs station certificates, PEM (profile 3)."),
+    ] = None,
 ) -> None:
     """Run the central system: OCPP 1.6 and 2.0.1 on one WebSocket endpoint, with storage.
 
@@ -82,6 +104,10 @@ def csms(
                 "unknown_stations": unknown_stations,
                 "unknown_id_tags": unknown_id_tags,
                 "heartbeat_interval": heartbeat_interval,
+                "security_profile": security_profile,
+                "tls_cert": str(tls_cert) if tls_cert else None,
+                "tls_key": str(tls_key) if tls_key else None,
+                "tls_client_ca": str(tls_client_ca) if tls_client_ca else None,
             },
         )
     except SettingsError as exc:
@@ -100,6 +126,23 @@ def csms(
         pass
 
 
+
+
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: a bad argument gets one line on stderr and exit code 2."""
+    try:
+        code = app(standalone_mode=False)  # typer.Exit inside a command comes back as a code
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except TyperException as exc:  # Typer's usage errors: bad value, unknown option...
+        ctx = getattr(exc, "ctx", None)
+        message = exc.format_message()
+        if not message and ctx is not None:  # no arguments at all: the help is the answer
+            typer.echo(ctx.get_help())
+        else:
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            typer.echo(f"error: {message}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -19,10 +19,13 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from websockets.asyncio.server import Server
 
 from ocppkit.api import ApiServer, create_api
+from ocppkit.csms.security import CsmsAuthenticator, server_ssl_context
 from ocppkit.csms.service import CsmsService
 from ocppkit.csms.settings import CsmsSettings, SettingsError
+from ocppkit.logs import configure_logging
 from ocppkit.storage import Database
 from ocppkit.transport import serve
+from ocppkit.transport.rate_limit import RateLimiter
 
 __all__ = ["run_csms", "start_csms"]
 
@@ -62,11 +65,13 @@ class RunningCsms:
         self._log_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._log_task
+        await self.service.committer.close()
         await self.service.db.close()
 
 
 async def start_csms(settings: CsmsSettings) -> RunningCsms:
     """Migrate the database and start listening; returns once stations can connect."""
+    tls = server_ssl_context(settings)  # before anything starts: bad files fail fast
     try:
         database = Database(settings.database)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
@@ -79,6 +84,7 @@ async def start_csms(settings: CsmsSettings) -> RunningCsms:
     except Exception:
         await database.close()
         raise
+    authenticator = CsmsAuthenticator(settings, database)
     server = await serve(
         service.routers,
         settings.host,
@@ -90,6 +96,13 @@ async def start_csms(settings: CsmsSettings) -> RunningCsms:
             "max_frame_size": settings.max_frame_size,
         },
         max_size=settings.max_frame_size,
+        max_incoming=settings.max_inbound_queue,
+        rate_limiter=lambda: RateLimiter(
+            settings.max_messages_per_second, settings.message_burst
+        ),
+        open_timeout=settings.handshake_timeout,
+        authenticate=authenticator if authenticator.needed else None,
+        ssl=tls,
     )
     api_server = ApiServer(create_api(service), settings.api_host, settings.api_port)
     try:
@@ -105,6 +118,7 @@ async def start_csms(settings: CsmsSettings) -> RunningCsms:
 
 async def run_csms(settings: CsmsSettings) -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
+    configure_logging(settings.log_level, settings.log_format)
     running = await start_csms(settings)
     _log.info(
         "csms listening",

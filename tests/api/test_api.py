@@ -1,111 +1,21 @@
-"""The CSMS HTTP API over real loopback HTTP, with a real CSMS (SQLite file) and independent
-stations (mobilityhouse ``ocpp`` 1.6 ChargePoint) over real WebSockets."""
+"""The CSMS HTTP API over real loopback HTTP, with a real CSMS (SQLite file or PostgreSQL
+schema: every test runs on both) and independent stations (mobilityhouse ``ocpp`` 1.6
+ChargePoint) over real WebSockets."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import websockets
-from ocpp.routing import on
-from ocpp.v16 import ChargePoint as MhStation16
 from ocpp.v16 import call as c16
-from ocpp.v16 import call_result as r16
 
 from ocppkit.csms import CsmsSettings
-from ocppkit.node import RunningCsms, start_csms
+from ocppkit.node import start_csms
+from tests.api.conftest import iso, wait_offline
 
-
-def iso(delta: float = 0) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=delta)).isoformat()
-
-
-class Station(MhStation16):
-    """Answers GetConfiguration and Reset (after ``reset_delay`` s); UnlockConnector makes
-    it hang up; every other CSMS-initiated action gets mobilityhouse's NotImplemented."""
-
-    reset_delay = 0.0
-
-    @on("GetConfiguration")
-    async def on_get_configuration(self, key: list[str] | None = None) -> Any:
-        return r16.GetConfiguration(
-            configuration_key=[{"key": "HeartbeatInterval", "readonly": False, "value": "300"}],
-            unknown_key=key or [],
-        )
-
-    @on("Reset")
-    async def on_reset(self, type: str) -> Any:
-        await asyncio.sleep(self.reset_delay)
-        return r16.Reset(status="Accepted")
-
-    @on("UnlockConnector")
-    async def on_unlock(self, connector_id: int) -> Any:
-        await self._connection.close()
-        return r16.UnlockConnector(status="Unlocked")
-
-
-Client = tuple[RunningCsms, httpx.AsyncClient]
-
-
-@pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Client]]]:
-    started: list[RunningCsms] = []
-    clients: list[httpx.AsyncClient] = []
-
-    async def start(**overrides: Any) -> Client:
-        database = f"sqlite+aiosqlite:///{tmp_path / 'csms.sqlite3'}"
-        running = await start_csms(CsmsSettings(port=0, api_port=0, database=database, **overrides))
-        started.append(running)
-        client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{running.api_port}", timeout=10)
-        clients.append(client)
-        return running, client
-
-    yield start
-    for client in clients:
-        await client.aclose()
-    for running in started:
-        await running.stop()
-
-
-@pytest.fixture
-async def stations() -> AsyncIterator[Callable[..., Awaitable[Station]]]:
-    opened: list[tuple[Any, asyncio.Task[None]]] = []
-
-    async def connect(port: int, station_id: str, *, boot: bool = True) -> Station:
-        ws = await websockets.connect(
-            f"ws://127.0.0.1:{port}/ocpp/{station_id}", subprotocols=["ocpp1.6"]
-        )
-        cp = Station(station_id, ws)
-        opened.append((ws, asyncio.create_task(cp.start())))
-        if boot:
-            reply = await cp.call(
-                c16.BootNotification(
-                    charge_point_model="Model-X",
-                    charge_point_vendor="Vendor-Y",
-                    firmware_version="1.2.3",
-                )
-            )
-            assert reply.status == "Accepted"
-        return cp
-
-    yield connect
-    for ws, task in opened:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await ws.close()
-
-
-async def wait_offline(client: httpx.AsyncClient, station_id: str) -> None:
-    for _ in range(200):
-        if not (await client.get(f"/api/stations/{station_id}")).json()["online"]:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{station_id} still online")
+# The fixtures (api, stations) and the Station class live in conftest.py.
 
 
 # -- health and docs ---------------------------------------------------------------------------
@@ -119,12 +29,13 @@ async def test_health_counts_stations(api: Any, stations: Any) -> None:
     assert response.json() == {
         "status": "ok",
         "database": "ok",
-        "stations_connected": 0,
-        "stations_total": 0,
+        "stations": {"connected": 0, "total": 0},
     }
     await stations(running.port, "CP1")
+    await stations(running.port, "CP2")
+    await client.post("/api/stations", json={"id": "CP3"})  # registered, never connected
     body = (await client.get("/health")).json()
-    assert (body["stations_connected"], body["stations_total"]) == (1, 1)
+    assert body["stations"] == {"connected": 2, "total": 3}
 
 
 async def test_health_reports_database_error(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,8 +50,11 @@ async def test_health_reports_database_error(api: Any, monkeypatch: pytest.Monke
         patch.setattr(running.service.db, "session", broken)
         response = await client.get("/health")
     assert response.status_code == 503
-    assert response.json()["database"] == "error"
-    assert response.json()["status"] == "degraded"
+    assert response.json() == {
+        "status": "degraded",
+        "database": "error",
+        "stations": {"connected": 0, "total": None},
+    }
 
 
 async def test_openapi_docs_are_served(api: Any) -> None:

@@ -69,10 +69,19 @@ def test_bad_environment_names_the_variable() -> None:
         load_settings(environ={"OCPPKIT_HEARTBEAT_INTERVAL": "0"})
 
 
-def test_security_profiles_not_built_are_refused() -> None:
-    """Asking for Basic auth / TLS that is not built must not run unauthenticated."""
-    with pytest.raises(SettingsError, match="security_profile 1 is not supported yet"):
-        load_settings(environ={"OCPPKIT_SECURITY_PROFILE": "1"})
+def test_security_profiles_need_their_files() -> None:
+    """Profiles 2/3 cannot run without TLS files (A00.FR.312), 3 without a client CA."""
+    assert load_settings(environ={"OCPPKIT_SECURITY_PROFILE": "1"}).security_profile == 1
+    with pytest.raises(SettingsError, match="security_profile 2 needs tls_cert and tls_key"):
+        load_settings(environ={"OCPPKIT_SECURITY_PROFILE": "2"})
+    with pytest.raises(SettingsError, match="security_profile 3 needs tls_client_ca"):
+        load_settings(
+            environ={
+                "OCPPKIT_SECURITY_PROFILE": "3",
+                "OCPPKIT_TLS_CERT": "c.pem",
+                "OCPPKIT_TLS_KEY": "k.pem",
+            }
+        )
 
 
 def test_api_stays_on_localhost_without_authentication() -> None:

@@ -9,7 +9,6 @@ skips the PostgreSQL half with the reason.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -17,37 +16,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from ocppkit.storage import Database, default_sqlite_url
-
-PG_URL = os.environ.get(
-    "OCPPKIT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
+from tests.helpers.databases import pg_admin_url
 
 OpenDatabase = Callable[[], Database]
-
-
-async def _pg_admin_url() -> str:
-    """The first candidate URL whose user can log in."""
-    url = make_url(PG_URL)
-    candidates = (
-        [url] if "OCPPKIT_TEST_POSTGRES_URL" in os.environ else [url, url.set(username="root")]
-    )
-    errors = []
-    for candidate in candidates:
-        engine = create_async_engine(candidate, poolclass=NullPool)
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            return candidate.render_as_string(hide_password=False)
-        except Exception as exc:
-            errors.append(f"{candidate.username}: {exc}")
-        finally:
-            await engine.dispose()
-    pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {'; '.join(errors)}")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -63,7 +38,7 @@ async def open_database(
     if request.param == "sqlite":
         url = default_sqlite_url(tmp_path)
     else:
-        admin_url = await _pg_admin_url()
+        admin_url = await pg_admin_url()
         schema = f"test_{uuid.uuid4().hex[:16]}"
         url = admin_url
         kwargs["connect_args"] = {"server_settings": {"search_path": schema}}

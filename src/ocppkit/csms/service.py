@@ -13,17 +13,22 @@ Before a station is Accepted, every CALL but BootNotification is answered ``Secu
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+from websockets.exceptions import ConnectionClosed
 
+from ocppkit.csms.metrics import CsmsMetrics
 from ocppkit.csms.settings import CsmsSettings, StationPolicy, TagPolicy, check_supported
-from ocppkit.messages import v16, v201
+from ocppkit.messages import v16, v21, v201
 from ocppkit.protocol import ErrorCode, HandlerError, OcppVersion, Router
 from ocppkit.storage import Database, repositories
+from ocppkit.storage.group_commit import GroupCommitter, StorageUnavailableError, Unit
 from ocppkit.storage.models import Station
 from ocppkit.storage.repositories import MessageLogRow, MeterValueRow
 from ocppkit.transport import Connection
@@ -35,6 +40,9 @@ _log = structlog.get_logger("ocppkit.csms")
 MAX_QUEUED_LOG_FRAMES = 100_000
 _frame_head = msgspec.json.Decoder(list[msgspec.Raw])
 _UNSET = msgspec.UNSET
+T = TypeVar("T")
+#: OCPP 2.1 stations get the 2.0.1 behaviour with 2.1's own message types.
+_MESSAGES_2X: dict[OcppVersion, Any] = {OcppVersion.V201: v201, OcppVersion.V21: v21}
 
 
 def _utcnow() -> datetime:
@@ -52,11 +60,18 @@ class _GatedRouter(Router):
     def __init__(self, accepted: Callable[[Connection], bool]) -> None:
         super().__init__()
         self._accepted = accepted
+        self.metrics: CsmsMetrics | None = None  # set by CsmsService
 
     async def dispatch(self, action: str, request: msgspec.Struct, context: Any) -> msgspec.Struct:
         if action != "BootNotification" and not self._accepted(context):
             raise HandlerError(ErrorCode.SECURITY_ERROR, "the station is not Accepted yet")
-        return await super().dispatch(action, request, context)
+        if self.metrics is None:
+            return await super().dispatch(action, request, context)
+        started = time.perf_counter()
+        try:
+            return await super().dispatch(action, request, context)
+        finally:
+            self.metrics.handler(action, time.perf_counter() - started)
 
 
 class CsmsService:
@@ -72,14 +87,23 @@ class CsmsService:
         check_supported(settings)
         self.settings = settings
         self.db = database
+        self.committer = GroupCommitter(database)
+        self._touched: set[str] = set()
         self.clock = clock
         self.connections: dict[str, Connection] = {}
         self._accepted: set[str] = set()
         self._log_rows: list[tuple[datetime, str, str, str | bytes]] = []
         self.routers = {
             OcppVersion.V16: self._router_16(),
-            OcppVersion.V201: self._router_201(),
+            OcppVersion.V201: self._router_2x(v201),
+            OcppVersion.V21: self._router_2x(v21),
         }
+        self.metrics = CsmsMetrics(
+            connected=lambda: sum(1 for c in self.connections.values() if not c.closed)
+        )
+        for router in self.routers.values():
+            if isinstance(router, _GatedRouter):
+                router.metrics = self.metrics
 
     # -- connections ------------------------------------------------------------------------
 
@@ -92,16 +116,29 @@ class CsmsService:
     async def on_connect(self, connection: Connection) -> None:
         """Register the connection while it lives; refuse a second one for the same id.
 
-        An unauthenticated second connection never displaces the first (checklist A11).
+        An unauthenticated second connection (profile 0) never displaces the first
+        (checklist A11). An authenticated one (profile >= 1: it passed the credential check
+        before the upgrade) replaces the first only if that one no longer answers a ping
+        within ``duplicate_probe_timeout`` (a half-open socket whose peer vanished,
+        checklist A12); otherwise it is closed 1008. At no moment are two connections
+        routable for one id: the old one leaves :attr:`connections` in the same step as the
+        new one enters. Both outcomes are logged and stored as security events.
         """
         station_id = connection.identity
         existing = self.connections.get(station_id)
+        replaced = False
         if existing is not None and not existing.closed:
-            _log.warning("duplicate connection refused", station_id=station_id)
-            await connection.close(1008, "already connected")
-            return
+            if self.settings.security_profile == 0:
+                _log.warning("duplicate connection refused", station_id=station_id)
+                await connection.close(1008, "already connected")
+                return
+            replaced = await self._replace_if_dead(existing, connection)
+            if not replaced:
+                await connection.close(1008, "already connected")
+                return
         self.connections[station_id] = connection
-        self._accepted.discard(station_id)
+        if not replaced:  # a replacement keeps the station's Boot state (same station)
+            self._accepted.discard(station_id)
         async with self.db.session() as session:
             await repositories.mark_online(
                 session, station_id, now=self.clock(), ocpp_version=connection.version
@@ -119,11 +156,60 @@ class CsmsService:
                     await session.commit()
             _log.info("station disconnected", station_id=station_id)
 
+    async def _replace_if_dead(self, old: Connection, new: Connection) -> bool:
+        """Ping ``old``; without a pong in time, make ``new`` the routable one. True if so."""
+        station_id = new.identity
+        alive = await self._answers_ping(old)
+        if alive or new.closed or self.connections.get(station_id) is not old:
+            # Alive, or the new socket went away, or another connection won the race.
+            _log.warning("duplicate connection refused", station_id=station_id, old_alive=alive)
+            await self._duplicate_event(
+                station_id, "DuplicateConnectionRefused", "the connected session answered a ping"
+            )
+            return False
+        self.connections[station_id] = new  # one assignment: old unroutable, new routable
+        _log.warning("dead connection replaced", station_id=station_id)
+        await self._duplicate_event(
+            station_id, "DuplicateConnectionReplaced", "the connected session missed a ping"
+        )
+        await self._drop(old)
+        return True
+
+    async def _answers_ping(self, connection: Connection) -> bool:
+        try:
+            pong = await connection.websocket.ping()
+            await asyncio.wait_for(pong, self.settings.duplicate_probe_timeout)
+        except (TimeoutError, ConnectionClosed):
+            return False
+        return True
+
+    async def _drop(self, connection: Connection, grace: float = 1.0) -> None:
+        """Close a connection whose peer is gone: a close frame, then abort after ``grace``."""
+        closing = asyncio.create_task(connection.close(1008, "replaced by a new connection"))
+        try:
+            await asyncio.wait_for(asyncio.shield(closing), grace)
+        except TimeoutError:
+            connection.websocket.transport.abort()
+            await closing
+
+    async def _duplicate_event(self, station_id: str, type_: str, tech_info: str) -> None:
+        """Store a security event for a duplicate connection (never fails the caller)."""
+        try:
+            async with self.db.session() as session:
+                await repositories.ensure_station(session, station_id, now=self.clock())
+                await repositories.add_security_event(
+                    session, station_id, type=type_, timestamp=self.clock(), tech_info=tech_info
+                )
+                await session.commit()
+        except Exception:
+            _log.exception("security event not stored", station_id=station_id)
+
     # -- message log ------------------------------------------------------------------------
 
     def observe(self, connection: Connection, direction: str, frame: str | bytes) -> None:
-        """Frame observer: queue every frame for the batched message log."""
+        """Frame observer: queue every frame for the batched message log; count it."""
         self._log_rows.append((self.clock(), connection.identity, direction, frame))
+        self.metrics.frame(connection, direction, frame)
 
     async def flush_message_log(self) -> int:
         """Write the queued frames in one transaction; returns how many."""
@@ -131,6 +217,7 @@ class CsmsService:
         if not queued:
             return 0
         rows = [_log_row(*entry) for entry in queued]
+        started = time.perf_counter()
         try:
             async with self.db.session() as session:
                 written = await repositories.add_message_log(session, rows)
@@ -138,7 +225,9 @@ class CsmsService:
         except Exception:
             # Keep the frames for the next attempt, newest last, within a bound.
             self._log_rows = (queued + self._log_rows)[-MAX_QUEUED_LOG_FRAMES:]
+            self.metrics.db_batch_failed("message_log")
             raise
+        self.metrics.db_batch("message_log", len(rows), time.perf_counter() - started)
         return written
 
     async def prune_message_log(self) -> int:
@@ -153,6 +242,23 @@ class CsmsService:
             await session.commit()
         return deleted
 
+    async def flush_last_seen(self) -> int:
+        """Write ``last_seen`` for the stations seen since the last flush; returns how many.
+
+        Heartbeats and notifications only mark a station as seen; writing that per message
+        would put a commit on the hottest path for a value nobody needs to the millisecond.
+        """
+        touched, self._touched = self._touched, set()
+        if not touched:
+            return 0
+        try:
+            now = self.clock()
+            await self._write(lambda s: repositories.touch_stations(s, sorted(touched), now=now))
+        except Exception:
+            self._touched |= touched
+            raise
+        return len(touched)
+
     async def run_message_log(self, interval: float = 0.5, prune_every: float = 3600.0) -> None:
         """Flush the message log every ``interval`` seconds and prune it every ``prune_every``
         seconds (and at start) until cancelled; flush once more on the way out."""
@@ -163,6 +269,7 @@ class CsmsService:
                 await asyncio.sleep(interval)
                 try:
                     await self.flush_message_log()
+                    await self.flush_last_seen()
                     if loop.time() >= next_prune:
                         next_prune = loop.time() + prune_every
                         await self.prune_message_log()
@@ -170,6 +277,7 @@ class CsmsService:
                     _log.exception("message log write failed; will retry")
         finally:
             await asyncio.shield(self.flush_message_log())
+            await asyncio.shield(self.flush_last_seen())
 
     # -- shared behaviour -------------------------------------------------------------------
 
@@ -184,9 +292,14 @@ class CsmsService:
     ) -> str:
         """Decide Accepted / Pending / Rejected by registry and policy, store it, return it."""
         station_id = connection.identity
-        async with self.db.session() as session:
+
+        async def register(session: AsyncSession) -> str:
             known = await session.get(Station, station_id)
-            if known is not None and known.last_boot is not None:
+            # A status other than the Pending of a row created at connection time was set by
+            # an operator (API) before the first boot: it wins over the policy.
+            if known is not None and (
+                known.last_boot is not None or known.registration_status != "Pending"
+            ):
                 status = known.registration_status
             else:
                 status = {
@@ -205,7 +318,9 @@ class CsmsService:
                 firmware_version=firmware_version,
                 registration_status=status,
             )
-            await session.commit()
+            return status
+
+        status = await self._write(register)
         if status == "Accepted":
             self._accepted.add(station_id)
         else:
@@ -225,28 +340,43 @@ class CsmsService:
             status = "Expired"
         return status, tag.expiry_date, tag.parent_id_tag
 
-    async def _touch(self, connection: Connection) -> None:
-        async with self.db.session() as session:
-            await repositories.touch_stations(session, [connection.identity], now=self.clock())
-            await session.commit()
+    async def _write(self, unit: Unit[T]) -> T:
+        """Run ``unit`` in the next group commit; its result once committed.
+
+        Raises:
+            HandlerError: InternalError when storage keeps failing, so the station retries
+                (1.6 §3.7.1: never a CALLRESULT without a commit).
+        """
+        try:
+            return await self.committer.run(unit)
+        except StorageUnavailableError:
+            raise HandlerError(ErrorCode.INTERNAL_ERROR, "storage unavailable; retry") from None
+
+    def _touch(self, connection: Connection) -> None:
+        """Note that the station was seen; ``last_seen`` is written with the next log batch."""
+        self._touched.add(connection.identity)
 
     async def _store_meter_values(self, rows: Sequence[MeterValueRow]) -> None:
-        async with self.db.session() as session:
-            await repositories.add_meter_values(session, rows)
-            await session.commit()
+        started = time.perf_counter()
+        try:
+            await self._write(lambda session: repositories.add_meter_values(session, rows))
+        except Exception:
+            self.metrics.db_batch_failed("meter_values")
+            raise
+        self.metrics.db_batch("meter_values", len(rows), time.perf_counter() - started)
 
     async def _security_event(
         self, connection: Connection, type_: str, timestamp: datetime, tech_info: str | None
     ) -> None:
-        async with self.db.session() as session:
-            await repositories.add_security_event(
+        await self._write(
+            lambda session: repositories.add_security_event(
                 session,
                 connection.identity,
                 type=type_,
                 timestamp=timestamp,
                 tech_info=tech_info,
             )
-            await session.commit()
+        )
 
     # -- OCPP 1.6 ---------------------------------------------------------------------------
 
@@ -263,14 +393,33 @@ class CsmsService:
         on("DataTransfer", _unknown_vendor(v16.DataTransferResponse, v16.DataTransferStatus))
         on("SecurityEventNotification", self._security_event_16)
         on("SignCertificate", _reject_csr(v16.SignCertificateResponse, v16.GenericStatusEnum))
-        for action, response in (
-            ("DiagnosticsStatusNotification", v16.DiagnosticsStatusNotificationResponse),
-            ("FirmwareStatusNotification", v16.FirmwareStatusNotificationResponse),
-            ("LogStatusNotification", v16.LogStatusNotificationResponse),
-            ("SignedFirmwareStatusNotification", v16.SignedFirmwareStatusNotificationResponse),
+        for action, response, field in (
+            ("DiagnosticsStatusNotification", v16.DiagnosticsStatusNotificationResponse, "log"),
+            ("FirmwareStatusNotification", v16.FirmwareStatusNotificationResponse, "firmware"),
+            ("LogStatusNotification", v16.LogStatusNotificationResponse, "log"),
+            (
+                "SignedFirmwareStatusNotification",
+                v16.SignedFirmwareStatusNotificationResponse,
+                "firmware",
+            ),
         ):
-            on(action, _acknowledge(self, response))
+            on(action, self._progress(response, field))
         return router
+
+    def _progress(self, response: Any, field: str) -> Callable[[Any, Connection], Any]:
+        """Firmware / diagnostics / log status notifications: the latest status per station."""
+
+        async def handler(req: Any, conn: Connection) -> Any:
+            status = req.status.value
+            now = self.clock()
+            await self._write(
+                lambda session: repositories.set_station_progress(
+                    session, conn.identity, now=now, **{f"{field}_status": status}
+                )
+            )
+            return response()
+
+        return handler
 
     async def _boot_16(
         self, req: v16.BootNotificationRequest, conn: Connection
@@ -289,12 +438,12 @@ class CsmsService:
         )
 
     async def _heartbeat_16(self, req: v16.HeartbeatRequest, conn: Connection) -> Any:
-        await self._touch(conn)
+        self._touch(conn)
         return v16.HeartbeatResponse(current_time=self.clock())
 
     async def _status_16(self, req: v16.StatusNotificationRequest, conn: Connection) -> Any:
-        async with self.db.session() as session:
-            await repositories.set_connector_status(
+        await self._write(
+            lambda session: repositories.set_connector_status(
                 session,
                 conn.identity,
                 evse_id=req.connector_id,
@@ -304,7 +453,7 @@ class CsmsService:
                 error_code=req.error_code.value,
                 info=_opt(req.info),
             )
-            await session.commit()
+        )
         return v16.StatusNotificationResponse()
 
     async def _id_tag_info_16(self, id_tag: str) -> v16.IdTagInfo:
@@ -322,8 +471,9 @@ class CsmsService:
         self, req: v16.StartTransactionRequest, conn: Connection
     ) -> v16.StartTransactionResponse:
         info = await self._id_tag_info_16(req.id_tag)
-        async with self.db.session() as session:
-            transaction_id, created = await repositories.start_transaction_v16(
+        # The id is announced in the reply: _write returns once it is committed.
+        transaction_id, created = await self._write(
+            lambda session: repositories.start_transaction_v16(
                 session,
                 conn.identity,
                 connector_id=req.connector_id,
@@ -331,7 +481,7 @@ class CsmsService:
                 meter_start=req.meter_start,
                 timestamp=req.timestamp,
             )
-            await session.commit()  # the id is announced in the reply: commit first
+        )
         _log.info(
             "transaction started" if created else "StartTransaction retry recognised",
             station_id=conn.identity,
@@ -346,7 +496,8 @@ class CsmsService:
         transaction_id = req.transaction_id if req.transaction_id > 0 else None
         for meter_value in _opt(req.transaction_data) or []:
             rows.extend(_rows_16(conn.identity, transaction_id, None, meter_value))
-        async with self.db.session() as session:
+
+        async def stop(session: AsyncSession) -> Any:
             stopped = None
             if transaction_id is not None:
                 stopped = await repositories.stop_transaction(
@@ -356,10 +507,11 @@ class CsmsService:
                     timestamp=req.timestamp,
                     reason=_value_of(req.reason),
                 )
-            if stopped is None:
-                rows = [row | {"transaction_id": None} for row in rows]
-            await repositories.add_meter_values(session, rows)
-            await session.commit()  # the stop is acknowledged in the reply: commit first
+            linked = rows if stopped is not None else [r | {"transaction_id": None} for r in rows]
+            await repositories.add_meter_values(session, linked)
+            return stopped
+
+        stopped = await self._write(stop)  # the stop is acknowledged: committed first
         if stopped is None:
             # 1.6 requires accepting a StopTransaction; an unknown or -1 id (errata 3.18) is
             # logged for reconciliation instead of failing the station's retry loop.
@@ -395,38 +547,43 @@ class CsmsService:
         await self._security_event(conn, req.type, req.timestamp, _opt(req.tech_info))
         return v16.SecurityEventNotificationResponse()
 
-    # -- OCPP 2.0.1 -------------------------------------------------------------------------
+    # -- OCPP 2.0.1 and 2.1 -----------------------------------------------------------------
+    # 2.1 stations get the same behaviour: the handlers read only fields that 2.0.1 and 2.1
+    # share and answer with the connection's own message types (``_m``). 2.1-only actions
+    # are not registered, so they are answered NotSupported.
 
-    def _router_201(self) -> Router:
+    def _router_2x(self, m: Any) -> Router:
         router = _GatedRouter(self.is_accepted)
         on = router.register
-        on("BootNotification", self._boot_201)
-        on("Heartbeat", self._heartbeat_201)
-        on("StatusNotification", self._status_201)
-        on("Authorize", self._authorize_201)
-        on("TransactionEvent", self._transaction_event_201)
-        on("MeterValues", self._meter_values_201)
-        on("NotifyReport", self._notify_report_201)
-        on("SecurityEventNotification", self._security_event_201)
-        on("DataTransfer", _unknown_vendor(v201.DataTransferResponse, v201.DataTransferStatusEnum))
-        on("SignCertificate", _reject_csr(v201.SignCertificateResponse, v201.GenericStatusEnum))
+        on("BootNotification", self._boot_2x)
+        on("Heartbeat", self._heartbeat_2x)
+        on("StatusNotification", self._status_2x)
+        on("Authorize", self._authorize_2x)
+        on("TransactionEvent", self._transaction_event_2x)
+        on("MeterValues", self._meter_values_2x)
+        on("NotifyReport", self._notify_report_2x)
+        on("SecurityEventNotification", self._security_event_2x)
+        on("DataTransfer", _unknown_vendor(m.DataTransferResponse, m.DataTransferStatusEnum))
+        on("SignCertificate", _reject_csr(m.SignCertificateResponse, m.GenericStatusEnum))
+        on(
+            "FirmwareStatusNotification",
+            self._progress(m.FirmwareStatusNotificationResponse, "firmware"),
+        )
+        on("LogStatusNotification", self._progress(m.LogStatusNotificationResponse, "log"))
+        on("NotifyEvent", self._notify_event_2x)
         for action, response in (
-            ("FirmwareStatusNotification", v201.FirmwareStatusNotificationResponse),
-            ("LogStatusNotification", v201.LogStatusNotificationResponse),
-            ("NotifyEvent", v201.NotifyEventResponse),
-            ("NotifyChargingLimit", v201.NotifyChargingLimitResponse),
-            ("ReservationStatusUpdate", v201.ReservationStatusUpdateResponse),
-            ("NotifyMonitoringReport", v201.NotifyMonitoringReportResponse),
-            ("NotifyCustomerInformation", v201.NotifyCustomerInformationResponse),
-            ("ClearedChargingLimit", v201.ClearedChargingLimitResponse),
-            ("PublishFirmwareStatusNotification", v201.PublishFirmwareStatusNotificationResponse),
+            ("NotifyChargingLimit", m.NotifyChargingLimitResponse),
+            ("ReservationStatusUpdate", m.ReservationStatusUpdateResponse),
+            ("NotifyMonitoringReport", m.NotifyMonitoringReportResponse),
+            ("NotifyCustomerInformation", m.NotifyCustomerInformationResponse),
+            ("ClearedChargingLimit", m.ClearedChargingLimitResponse),
+            ("PublishFirmwareStatusNotification", m.PublishFirmwareStatusNotificationResponse),
         ):
             on(action, _acknowledge(self, response))
         return router
 
-    async def _boot_201(
-        self, req: v201.BootNotificationRequest, conn: Connection
-    ) -> v201.BootNotificationResponse:
+    async def _boot_2x(self, req: v201.BootNotificationRequest, conn: Connection) -> Any:
+        m = _m(conn)
         station = req.charging_station
         status = await self._register_boot(
             conn,
@@ -435,19 +592,19 @@ class CsmsService:
             serial_number=_opt(station.serial_number),
             firmware_version=_opt(station.firmware_version),
         )
-        return v201.BootNotificationResponse(
+        return m.BootNotificationResponse(
             current_time=self.clock(),
             interval=self.settings.heartbeat_interval,
-            status=v201.RegistrationStatusEnum(status),
+            status=m.RegistrationStatusEnum(status),
         )
 
-    async def _heartbeat_201(self, req: v201.HeartbeatRequest, conn: Connection) -> Any:
-        await self._touch(conn)
-        return v201.HeartbeatResponse(current_time=self.clock())
+    async def _heartbeat_2x(self, req: v201.HeartbeatRequest, conn: Connection) -> Any:
+        self._touch(conn)
+        return _m(conn).HeartbeatResponse(current_time=self.clock())
 
-    async def _status_201(self, req: v201.StatusNotificationRequest, conn: Connection) -> Any:
-        async with self.db.session() as session:
-            await repositories.set_connector_status(
+    async def _status_2x(self, req: v201.StatusNotificationRequest, conn: Connection) -> Any:
+        await self._write(
+            lambda session: repositories.set_connector_status(
                 session,
                 conn.identity,
                 evse_id=req.evse_id,
@@ -455,27 +612,31 @@ class CsmsService:
                 status=req.connector_status.value,
                 timestamp=req.timestamp,
             )
-            await session.commit()
-        return v201.StatusNotificationResponse()
+        )
+        return _m(conn).StatusNotificationResponse()
 
-    async def _id_token_info_201(self, token: v201.IdToken) -> v201.IdTokenInfo:
+    async def _id_token_info_2x(self, token: v201.IdToken, conn: Connection) -> Any:
+        m = _m(conn)
         status, expiry, _parent = await self._authorize(token.id_token)
-        return v201.IdTokenInfo(
-            status=v201.AuthorizationStatusEnum(status),
+        return m.IdTokenInfo(
+            status=m.AuthorizationStatusEnum(status),
             cache_expiry_date_time=expiry if expiry is not None else _UNSET,
         )
 
-    async def _authorize_201(self, req: v201.AuthorizeRequest, conn: Connection) -> Any:
-        return v201.AuthorizeResponse(id_token_info=await self._id_token_info_201(req.id_token))
+    async def _authorize_2x(self, req: v201.AuthorizeRequest, conn: Connection) -> Any:
+        info = await self._id_token_info_2x(req.id_token, conn)
+        return _m(conn).AuthorizeResponse(id_token_info=info)
 
-    async def _transaction_event_201(
+    async def _transaction_event_2x(
         self, req: v201.TransactionEventRequest, conn: Connection
-    ) -> v201.TransactionEventResponse:
+    ) -> Any:
         info = req.transaction_info
         evse = _opt(req.evse)
         token = _opt(req.id_token)
-        meter_wh = _energy_register(_opt(req.meter_value) or [])
-        async with self.db.session() as session:
+        meter_values = _opt(req.meter_value) or []
+        meter_wh = _energy_register(meter_values)
+
+        async def record(session: AsyncSession) -> None:
             transaction, applied = await repositories.record_transaction_event(
                 session,
                 conn.identity,
@@ -492,27 +653,26 @@ class CsmsService:
                 stopped_reason=_value_of(info.stopped_reason),
             )
             if applied:
+                evse_id = evse.id if evse else None
                 rows: list[MeterValueRow] = []
-                for meter_value in _opt(req.meter_value) or []:
-                    rows.extend(
-                        _rows_201(
-                            conn.identity, transaction.id, evse.id if evse else None, meter_value
-                        )
-                    )
+                for meter_value in meter_values:
+                    rows.extend(_rows_201(conn.identity, transaction.id, evse_id, meter_value))
                 await repositories.add_meter_values(session, rows)
-            await session.commit()
-        if token is None:
-            return v201.TransactionEventResponse()
-        return v201.TransactionEventResponse(id_token_info=await self._id_token_info_201(token))
 
-    async def _meter_values_201(self, req: v201.MeterValuesRequest, conn: Connection) -> Any:
+        await self._write(record)  # never a CALLERROR for a valid TransactionEvent but storage
+        m = _m(conn)
+        if token is None:
+            return m.TransactionEventResponse()
+        return m.TransactionEventResponse(id_token_info=await self._id_token_info_2x(token, conn))
+
+    async def _meter_values_2x(self, req: v201.MeterValuesRequest, conn: Connection) -> Any:
         rows: list[MeterValueRow] = []
         for meter_value in req.meter_value:
             rows.extend(_rows_201(conn.identity, None, req.evse_id, meter_value))
         await self._store_meter_values(rows)
-        return v201.MeterValuesResponse()
+        return _m(conn).MeterValuesResponse()
 
-    async def _notify_report_201(self, req: v201.NotifyReportRequest, conn: Connection) -> Any:
+    async def _notify_report_2x(self, req: v201.NotifyReportRequest, conn: Connection) -> Any:
         rows: list[repositories.DeviceModelRow] = []
         for item in _opt(req.report_data) or []:
             component, variable = item.component, item.variable
@@ -529,19 +689,52 @@ class CsmsService:
                         "value": _opt(attribute.value),
                     }
                 )
-        async with self.db.session() as session:
-            await repositories.upsert_device_model(session, conn.identity, rows)
-            await session.commit()
-        return v201.NotifyReportResponse()
+        await self._write(
+            lambda session: repositories.upsert_device_model(session, conn.identity, rows)
+        )
+        return _m(conn).NotifyReportResponse()
 
-    async def _security_event_201(
+    async def _notify_event_2x(self, req: v201.NotifyEventRequest, conn: Connection) -> Any:
+        rows: list[repositories.StationEventRow] = []
+        for event in req.event_data:
+            component, variable = event.component, event.variable
+            evse = _opt(component.evse)
+            rows.append(
+                {
+                    "event_id": event.event_id,
+                    "timestamp": event.timestamp,
+                    "trigger": event.trigger.value,
+                    "component": component.name,
+                    "component_instance": _opt(component.instance),
+                    "evse_id": evse.id if evse else None,
+                    "variable": variable.name,
+                    "variable_instance": _opt(variable.instance),
+                    "actual_value": event.actual_value,
+                    "event_notification_type": event.event_notification_type.value,
+                    "cleared": _opt(event.cleared),
+                    "tech_code": _opt(event.tech_code),
+                    "tech_info": _opt(event.tech_info),
+                }
+            )
+        now = self.clock()
+        await self._write(
+            lambda session: repositories.add_station_events(session, conn.identity, rows, now=now)
+        )
+        return _m(conn).NotifyEventResponse()
+
+    async def _security_event_2x(
         self, req: v201.SecurityEventNotificationRequest, conn: Connection
     ) -> Any:
         await self._security_event(conn, req.type, req.timestamp, _opt(req.tech_info))
-        return v201.SecurityEventNotificationResponse()
+        return _m(conn).SecurityEventNotificationResponse()
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+def _m(connection: Connection) -> Any:
+    """The message module (v201 or v21) of a 2.x connection."""
+    return _MESSAGES_2X[connection.session.version]
 
 
 def _acknowledge(
@@ -550,7 +743,7 @@ def _acknowledge(
     """A handler for notifications whose answer is empty: kept in the message log only."""
 
     async def handler(request: Any, connection: Connection) -> msgspec.Struct:
-        await service._touch(connection)
+        service._touch(connection)
         return response()
 
     return handler

@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -77,6 +77,9 @@ class CsmsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_inbound_queue: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 16
     max_messages_per_second: Annotated[float, msgspec.Meta(gt=0, le=100_000)] = 20.0
     message_burst: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 200
+    # Logs (stderr): level and format.
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = "console"
 
     @property
     def station_policy(self) -> StationPolicy:
@@ -176,5 +179,3 @@ def check_supported(settings: CsmsSettings) -> None:
         raise SettingsError(f"security_profile {profile} needs tls_cert and tls_key (PEM files)")
     if profile == 3 and settings.tls_client_ca is None:
         raise SettingsError("security_profile 3 needs tls_client_ca (CA of station certificates)")
-    if profile != 0:  # removed when the server enforces profiles 1-3
-        raise SettingsError(f"security_profile {profile} is not supported yet")

@@ -78,7 +78,7 @@ from ocppkit.protocol.frames import (
     encode_call_result_error,
     encode_send,
 )
-from ocppkit.protocol.validation import Relaxation, Validator
+from ocppkit.protocol.validation import Relaxation, Validator, message_types
 from ocppkit.protocol.versions import OcppVersion, parse_version
 
 __all__ = [
@@ -102,6 +102,8 @@ DEFAULT_CALL_TIMEOUT: Final = 30.0
 DEFAULT_MAX_QUEUED_CALLS: Final = 1000
 #: Timed-out ids remembered to tell a late reply from an unknown one.
 _LATE_IDS_KEPT: Final = 64
+#: Every action of every OCPP version: tells "another version's action" from "unknown".
+_ALL_ACTIONS: Final = frozenset().union(*(message_types(v) for v in OcppVersion))
 #: Answers kept for OCPP 2.1 retries with the same message id.
 DEFAULT_REPLAY_CACHE_SIZE: Final = 1000
 
@@ -453,12 +455,17 @@ class RpcSession:
 
     def _on_bad_frame(self, error: FrameError, now: float) -> None:
         kind = error.message_type
-        if kind in (MessageType.CALLRESULT, MessageType.CALLERROR, MessageType.CALLRESULTERROR):
+        if error.error_code is ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED:
+            # Before the type-based cases: 5 and 6 are not a reply or a SEND before 2.1
+            # (2.0.1 Part 4 §4.4 answers them); 1.6 ignores unknown types (1.6J §4.1.3).
+            if self.version.is_2x:
+                self._answer_error(error)
+            else:
+                self._events.append(FrameIgnored(error))
+        elif kind in (MessageType.CALLRESULT, MessageType.CALLERROR, MessageType.CALLRESULTERROR):
             self._on_bad_reply(error, now)
-        elif kind == MessageType.SEND or (
-            error.error_code is ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED and not self.version.is_2x
-        ):
-            # A SEND is never answered; 1.6 ignores unknown message types (1.6J §4.1.3).
+        elif kind == MessageType.SEND:
+            # A SEND is never answered.
             self._events.append(FrameIgnored(error))
         else:
             self._answer_error(error)
@@ -489,10 +496,15 @@ class RpcSession:
             )
             return
         if not self.validator.knows(frame.action):
+            # 2.0.1 Part 4 §4.3: NotImplemented is "not known by receiver"; an action of
+            # another OCPP version is recognized but not supported here (checklist C2).
+            elsewhere = frame.action in _ALL_ACTIONS
             self._answer_error(
                 RemoteError(
-                    ErrorCode.NOT_IMPLEMENTED,
-                    f"unknown action for OCPP {self.version}",
+                    ErrorCode.NOT_SUPPORTED if elsewhere else ErrorCode.NOT_IMPLEMENTED,
+                    f"{frame.action} is not an OCPP {self.version} action"
+                    if elsewhere
+                    else f"unknown action for OCPP {self.version}",
                     version=self.version,
                     message_id=message_id,
                 )

@@ -61,6 +61,7 @@ __all__ = [
     "MeterValue",
     "SecurityEvent",
     "Station",
+    "StationEvent",
     "StatusHistory",
     "Transaction",
     "TransactionEvent",
@@ -134,6 +135,13 @@ class Station(Base):
     last_seen: Mapped[datetime | None]
     last_boot: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Progress of the last firmware update and the last diagnostics / log upload, as the
+    # station reported it (1.6 Firmware/DiagnosticsStatusNotification, Signed..., 2.x
+    # FirmwareStatusNotification, LogStatusNotification).
+    firmware_status: Mapped[str | None] = mapped_column(String(40))
+    firmware_status_at: Mapped[datetime | None]
+    log_status: Mapped[str | None] = mapped_column(String(40))
+    log_status_at: Mapped[datetime | None]
 
 
 class ConnectorStatus(Base):
@@ -278,13 +286,43 @@ class SecurityEvent(Base):
     """A SecurityEventNotification (1.6 security extension or 2.x)."""
 
     __tablename__ = "security_events"
-    __table_args__ = (Index("ix_security_events_station_id_timestamp", "station_id", "timestamp"),)
+    __table_args__ = (
+        Index("ix_security_events_station_id_timestamp", "station_id", "timestamp"),
+        # Security events are queued and resent by stations (A04.FR.02): stored once.
+        UniqueConstraint("station_id", "type", "timestamp", name="uq_security_events_event"),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"))
     type: Mapped[str] = mapped_column(String(50))
     timestamp: Mapped[datetime]
     tech_info: Mapped[str | None] = mapped_column(String(255))
+
+
+class StationEvent(Base):
+    """A 2.x NotifyEvent entry: a component variable's event (faults, alerts, changes)."""
+
+    __tablename__ = "station_events"
+    __table_args__ = (
+        Index("ix_station_events_station_id_timestamp", "station_id", "timestamp"),
+        UniqueConstraint("station_id", "event_id", "timestamp", name="uq_station_events_event"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"))
+    event_id: Mapped[int] = mapped_column(Integer)
+    timestamp: Mapped[datetime]
+    trigger: Mapped[str] = mapped_column(String(20))
+    component: Mapped[str] = mapped_column(String(50))
+    component_instance: Mapped[str | None] = mapped_column(String(50))
+    evse_id: Mapped[int | None] = mapped_column(Integer)
+    variable: Mapped[str] = mapped_column(String(50))
+    variable_instance: Mapped[str | None] = mapped_column(String(50))
+    actual_value: Mapped[str] = mapped_column(String(2500))
+    event_notification_type: Mapped[str] = mapped_column(String(40))
+    cleared: Mapped[bool | None] = mapped_column(Boolean)
+    tech_code: Mapped[str | None] = mapped_column(String(50))
+    tech_info: Mapped[str | None] = mapped_column(String(500))
 
 
 class MessageLog(Base):

@@ -15,11 +15,11 @@ numbering follows the scheme documented there (1.6 connectorId N -> evse N, conn
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NotRequired, TypedDict, cast
 
-from sqlalchemy import CursorResult, delete, insert, select, update
+from sqlalchemy import CursorResult, Table, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +31,7 @@ from .models import (
     MeterValue,
     SecurityEvent,
     Station,
+    StationEvent,
     StatusHistory,
     Transaction,
     TransactionEvent,
@@ -40,19 +41,34 @@ __all__ = [
     "DeviceModelRow",
     "MessageLogRow",
     "MeterValueRow",
+    "StationEventRow",
     "add_message_log",
     "add_meter_values",
     "add_security_event",
+    "add_station_events",
+    "connector_statuses",
+    "count_stations",
+    "delete_id_tag",
+    "delete_station",
     "ensure_station",
+    "find_id_tag_ci",
     "get_id_tag",
+    "list_id_tags",
+    "list_message_log",
+    "list_stations",
+    "list_transactions",
     "mark_offline",
     "mark_online",
     "prune_message_log",
     "record_transaction_event",
+    "register_station",
     "set_connector_status",
+    "set_station_progress",
     "start_transaction_v16",
+    "station_history",
     "stop_transaction",
     "touch_stations",
+    "transaction_meter_values",
     "upsert_device_model",
     "upsert_id_tag",
     "upsert_station_on_boot",
@@ -393,17 +409,24 @@ def _float_or_none(raw: str | None) -> float | None:
         return None
 
 
+#: Every optional meter-value column, NULL unless a row says otherwise.
+_METER_VALUE_NULLS: dict[str, Any] = dict.fromkeys(
+    ("transaction_id", "evse_id", "measurand", "phase", "unit", "context", "location", "raw_value")
+)
+
+
 async def add_meter_values(session: AsyncSession, rows: Sequence[MeterValueRow]) -> int:
     """Insert sampled values in bulk (one executemany). A 1.6 value given only as
     ``raw_value`` text gets ``value`` parsed from it when it is a number."""
     prepared: list[dict[str, Any]] = []
     for row in rows:
-        values: dict[str, Any] = dict(row)
-        if "value" not in values:
+        values: dict[str, Any] = {**_METER_VALUE_NULLS, **row}  # executemany: same keys
+        if "value" not in row:
             values["value"] = _float_or_none(values.get("raw_value"))
         prepared.append(values)
     if prepared:
-        await session.execute(insert(MeterValue), prepared)
+        # Core INSERT (executemany): the ORM's bulk path costs several times more per row.
+        await session.execute(insert(cast(Table, MeterValue.__table__)), prepared)
     return len(prepared)
 
 
@@ -419,7 +442,8 @@ async def add_message_log(session: AsyncSession, rows: Sequence[MessageLogRow]) 
             values["message_id"] = values["message_id"][:255]
         prepared.append(values)
     if prepared:
-        await session.execute(insert(MessageLog), prepared)
+        # Core INSERT (executemany): the ORM's bulk path costs several times more per row.
+        await session.execute(insert(cast(Table, MessageLog.__table__)), prepared)
     return len(prepared)
 
 
@@ -483,6 +507,59 @@ async def upsert_device_model(
     return len(prepared)
 
 
+async def set_station_progress(
+    session: AsyncSession,
+    station_id: str,
+    *,
+    firmware_status: str | None = None,
+    log_status: str | None = None,
+    now: datetime,
+) -> None:
+    """Record the latest firmware-update or log-upload status a station reported."""
+    await ensure_station(session, station_id, now=now)
+    values: dict[str, Any] = {}
+    if firmware_status is not None:
+        values |= {"firmware_status": firmware_status, "firmware_status_at": now}
+    if log_status is not None:
+        values |= {"log_status": log_status, "log_status_at": now}
+    if values:
+        await session.execute(update(Station).where(Station.id == station_id).values(**values))
+
+
+class StationEventRow(TypedDict):
+    event_id: int
+    timestamp: datetime
+    trigger: str
+    component: str
+    component_instance: str | None
+    evse_id: int | None
+    variable: str
+    variable_instance: str | None
+    actual_value: str
+    event_notification_type: str
+    cleared: bool | None
+    tech_code: str | None
+    tech_info: str | None
+
+
+async def add_station_events(
+    session: AsyncSession, station_id: str, rows: Sequence[StationEventRow], *, now: datetime
+) -> int:
+    """Store NotifyEvent entries; a resent entry (same event id and time) is stored once."""
+    if not rows:
+        return 0
+    await ensure_station(session, station_id, now=now)
+    prepared = [{"station_id": station_id, **row} for row in rows]
+    inserted = 0
+    for start in range(0, len(prepared), CHUNK):
+        stmt = _insert(session, StationEvent).values(prepared[start : start + CHUNK])
+        result = await session.execute(
+            stmt.on_conflict_do_nothing(index_elements=["station_id", "event_id", "timestamp"])
+        )
+        inserted += _rowcount(result)
+    return inserted
+
+
 async def add_security_event(
     session: AsyncSession,
     station_id: str,
@@ -491,7 +568,229 @@ async def add_security_event(
     timestamp: datetime,
     tech_info: str | None = None,
 ) -> None:
-    """Record a SecurityEventNotification."""
-    session.add(
-        SecurityEvent(station_id=station_id, type=type, timestamp=timestamp, tech_info=tech_info)
+    """Record a SecurityEventNotification; a resent one (same type and time) is stored once."""
+    await session.execute(
+        _insert(session, SecurityEvent)
+        .values(station_id=station_id, type=type, timestamp=timestamp, tech_info=tech_info)
+        .on_conflict_do_nothing(index_elements=["station_id", "type", "timestamp"])
     )
+
+
+# --- queries for the HTTP API -----------------------------------------------------------
+# Listings are paged with limit/offset (small, operator-sized tables) except the message
+# log, which is paged by keyset on ``id`` (it grows by thousands of rows a minute, and an
+# offset would rescan everything before the page and shift as rows arrive).
+
+
+async def count_stations(session: AsyncSession) -> int:
+    """How many stations are known (registered or seen)."""
+    return int(await session.scalar(select(func.count()).select_from(Station)) or 0)
+
+
+async def list_stations(
+    session: AsyncSession,
+    *,
+    include: Collection[str] | None = None,
+    exclude: Collection[str] | None = None,
+    ocpp_version: str | None = None,
+    registration_status: str | None = None,
+    vendor: str | None = None,
+    id_prefix: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Station]:
+    """Stations by id, filtered; ``include`` / ``exclude`` restrict to (or leave out) a set
+    of ids, e.g. those connected now. ``id_prefix`` is matched literally (``%`` and ``_``
+    are not wildcards)."""
+    query = select(Station).order_by(Station.id).limit(limit).offset(offset)
+    if include is not None:
+        query = query.where(Station.id.in_(list(include)))
+    if exclude:
+        query = query.where(Station.id.not_in(list(exclude)))
+    if ocpp_version is not None:
+        query = query.where(Station.ocpp_version == ocpp_version)
+    if registration_status is not None:
+        query = query.where(Station.registration_status == registration_status)
+    if vendor is not None:
+        query = query.where(Station.vendor == vendor)
+    if id_prefix:
+        query = query.where(Station.id.startswith(id_prefix, autoescape=True))
+    return list(await session.scalars(query))
+
+
+async def connector_statuses(
+    session: AsyncSession, station_ids: Collection[str]
+) -> dict[str, list[ConnectorStatus]]:
+    """The current connector statuses of each station, by (evse, connector)."""
+    by_station: dict[str, list[ConnectorStatus]] = {station_id: [] for station_id in station_ids}
+    ids = list(by_station)
+    for start in range(0, len(ids), CHUNK):
+        rows = await session.scalars(
+            select(ConnectorStatus)
+            .where(ConnectorStatus.station_id.in_(ids[start : start + CHUNK]))
+            .order_by(ConnectorStatus.evse_id, ConnectorStatus.connector_id)
+        )
+        for row in rows:
+            by_station[row.station_id].append(row)
+    return by_station
+
+
+async def register_station(
+    session: AsyncSession,
+    station_id: str,
+    *,
+    now: datetime,
+    registration_status: str = "Accepted",
+    security_profile: int = 0,
+    password_hash: str | None = None,
+) -> bool:
+    """Register a station ahead of its first connection; False if the id already exists
+    (nothing is changed then)."""
+    stmt = (
+        _insert(session, Station)
+        .values(
+            id=station_id,
+            created_at=now,
+            registration_status=registration_status,
+            security_profile=security_profile,
+            password_hash=password_hash,
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(Station.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def station_history(session: AsyncSession, station_id: str) -> dict[str, int]:
+    """How many history rows reference a station: transactions, meter values, status
+    history, security events (the rows a delete would have to destroy)."""
+    counts: dict[str, int] = {}
+    for name, model in (
+        ("transactions", Transaction),
+        ("meter_values", MeterValue),
+        ("status_history", StatusHistory),
+        ("security_events", SecurityEvent),
+    ):
+        query = select(func.count()).select_from(model).where(model.station_id == station_id)
+        counts[name] = int(await session.scalar(query) or 0)
+    return counts
+
+
+async def delete_station(session: AsyncSession, station_id: str) -> bool:
+    """Delete a station with its current state (connector statuses, device model).
+
+    History (transactions, meter values, status history, security events) references the
+    station by foreign key, so a station that has any cannot be deleted: check
+    :func:`station_history` first. The message log has no foreign key and is kept.
+    Returns False when the id is unknown.
+    """
+    await session.execute(delete(ConnectorStatus).where(ConnectorStatus.station_id == station_id))
+    await session.execute(delete(DeviceModelEntry).where(DeviceModelEntry.station_id == station_id))
+    result = await session.execute(delete(Station).where(Station.id == station_id))
+    return _rowcount(result) > 0
+
+
+async def find_id_tag_ci(session: AsyncSession, id_tag: str) -> IdTag | None:
+    """The stored entry equal to ``id_tag`` ignoring case (1.6 idTag is a CiString)."""
+    query = select(IdTag).where(func.lower(IdTag.id_tag) == id_tag.lower()).limit(1)
+    return (await session.scalars(query)).first()
+
+
+async def list_id_tags(
+    session: AsyncSession,
+    *,
+    status: str | None = None,
+    id_prefix: str | None = None,
+    parent_id_tag: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[IdTag]:
+    """Authorization entries by id tag, filtered (``id_prefix`` matched literally)."""
+    query = select(IdTag).order_by(IdTag.id_tag).limit(limit).offset(offset)
+    if status is not None:
+        query = query.where(IdTag.status == status)
+    if id_prefix:
+        query = query.where(IdTag.id_tag.startswith(id_prefix, autoescape=True))
+    if parent_id_tag is not None:
+        query = query.where(IdTag.parent_id_tag == parent_id_tag)
+    return list(await session.scalars(query))
+
+
+async def delete_id_tag(session: AsyncSession, id_tag: str) -> bool:
+    """Delete an authorization entry; False when it does not exist. Transactions keep the
+    id tag they were started with (a copied string, not a reference)."""
+    result = await session.execute(delete(IdTag).where(IdTag.id_tag == id_tag))
+    return _rowcount(result) > 0
+
+
+async def list_transactions(
+    session: AsyncSession,
+    *,
+    station_id: str | None = None,
+    id_tag: str | None = None,
+    state: str | None = None,
+    started_after: datetime | None = None,
+    started_before: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Transaction]:
+    """Transactions, newest (highest id) first, filtered; start bounds are inclusive."""
+    query = select(Transaction).order_by(Transaction.id.desc()).limit(limit).offset(offset)
+    if station_id is not None:
+        query = query.where(Transaction.station_id == station_id)
+    if id_tag is not None:
+        query = query.where(Transaction.id_tag == id_tag)
+    if state is not None:
+        query = query.where(Transaction.state == state)
+    if started_after is not None:
+        query = query.where(Transaction.start_time >= started_after)
+    if started_before is not None:
+        query = query.where(Transaction.start_time <= started_before)
+    return list(await session.scalars(query))
+
+
+async def transaction_meter_values(session: AsyncSession, transaction_id: int) -> list[MeterValue]:
+    """The sampled values of a transaction, oldest first."""
+    query = (
+        select(MeterValue)
+        .where(MeterValue.transaction_id == transaction_id)
+        .order_by(MeterValue.timestamp, MeterValue.id)
+    )
+    return list(await session.scalars(query))
+
+
+async def list_message_log(
+    session: AsyncSession,
+    *,
+    station_id: str | None = None,
+    action: str | None = None,
+    direction: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after_id: int | None = None,
+    before_id: int | None = None,
+    newest_first: bool = True,
+    limit: int = 100,
+) -> list[MessageLog]:
+    """Message-log rows in ``id`` order (newest or oldest first), filtered.
+
+    Keyset paging: pass the last row's id as ``before_id`` (newest first) or ``after_id``
+    (oldest first) for the next page. ``since`` is inclusive, ``until`` exclusive.
+    """
+    order = MessageLog.id.desc() if newest_first else MessageLog.id.asc()
+    query = select(MessageLog).order_by(order).limit(limit)
+    if station_id is not None:
+        query = query.where(MessageLog.station_id == station_id)
+    if action is not None:
+        query = query.where(MessageLog.action == action)
+    if direction is not None:
+        query = query.where(MessageLog.direction == direction)
+    if since is not None:
+        query = query.where(MessageLog.time >= since)
+    if until is not None:
+        query = query.where(MessageLog.time < until)
+    if after_id is not None:
+        query = query.where(MessageLog.id > after_id)
+    if before_id is not None:
+        query = query.where(MessageLog.id < before_id)
+    return list(await session.scalars(query))

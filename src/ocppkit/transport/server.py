@@ -2,17 +2,28 @@
 
 Minimal but real: subprotocol negotiation in the client's order, the identity from the last
 path segment (refused with HTTP 400 before the upgrade when invalid), an immediate close
-(1002) when no subprotocol matches, and every limit as a keyword argument. Authentication,
-registries and persistence belong to the CSMS built on top of it.
+(1002) when no subprotocol matches, and every limit as a keyword argument. Registries and
+persistence belong to the CSMS built on top of it.
+
+Authentication happens **before the upgrade** (OCPP security profile 1 remark: "The server
+first needs to validate the Authorization header before upgrading the connection"): the
+optional ``authenticate`` hook gets a :class:`HandshakeRequest` (identity, Authorization
+header, peer IP, peer certificate under TLS) and answers None to go on or an HTTP status to
+refuse. The hook is the application's policy; this module only carries the facts to it and
+the refusal back, so the transport stays free of CSMS rules. With ``ssl`` the TLS handshake
+(see :mod:`ocppkit.transport.tls`) is bounded by ``open_timeout`` too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import http
+import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
+import structlog
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.datastructures import Headers
@@ -23,10 +34,17 @@ from ocppkit.protocol.identity import InvalidIdentityError, identity_from_path
 from ocppkit.protocol.router import Router
 from ocppkit.protocol.session import RpcSession
 from ocppkit.protocol.versions import OcppVersion
-from ocppkit.transport.connection import Connection, FrameObserver
+from ocppkit.transport.connection import DEFAULT_MAX_INCOMING, Connection, FrameObserver
 from ocppkit.transport.negotiation import choose_subprotocol
+from ocppkit.transport.rate_limit import RateLimiter
 
-__all__ = ["CLOSE_NO_SUBPROTOCOL", "DEFAULT_BACKLOG", "serve"]
+__all__ = [
+    "CLOSE_NO_SUBPROTOCOL",
+    "DEFAULT_BACKLOG",
+    "Authenticator",
+    "HandshakeRequest",
+    "serve",
+]
 
 #: Close code when the client offered no OCPP subprotocol we speak (protocol error).
 CLOSE_NO_SUBPROTOCOL: Final = 1002
@@ -34,7 +52,29 @@ CLOSE_NO_SUBPROTOCOL: Final = 1002
 #: (shared/tooling-notes.md); thousands of stations reconnecting at once need more.
 DEFAULT_BACKLOG: Final = 4096
 
+_log = structlog.get_logger("ocppkit.transport")
+
 OnConnect = Callable[[Connection], Awaitable[None]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HandshakeRequest:
+    """What an :data:`Authenticator` may judge, taken from the upgrade request.
+
+    ``authorization`` is the raw ``Authorization`` header (None when absent, ``""`` when
+    sent more than once); it is kept out of ``repr`` so that it cannot reach a log line.
+    ``peer_certificate`` is :meth:`ssl.SSLSocket.getpeercert`'s dict: the client
+    certificate the TLS layer already verified (profile 3), else None.
+    """
+
+    identity: str
+    authorization: str | None = dataclasses.field(repr=False)
+    remote_ip: str
+    peer_certificate: Mapping[str, Any] | None = None
+
+
+#: Awaited before the upgrade: None accepts, an HTTP status (401, 404, 429...) refuses.
+Authenticator = Callable[[HandshakeRequest], Awaitable[int | None]]
 
 
 async def serve(
@@ -52,6 +92,10 @@ async def serve(
     max_queue: int = 16,
     backlog: int = DEFAULT_BACKLOG,
     compression: str | None = "deflate",
+    authenticate: Authenticator | None = None,
+    ssl: ssl_module.SSLContext | None = None,
+    max_incoming: int = DEFAULT_MAX_INCOMING,
+    rate_limiter: Callable[[], RateLimiter] | None = None,
 ) -> Server:
     """Start serving OCPP on ``host:port``; the versions served are the keys of ``routers``.
 
@@ -61,12 +105,21 @@ async def serve(
             the connection is closed when it raises.
         observer: sees every frame in and out (see :class:`Connection`).
         session_options: keyword arguments for each :class:`RpcSession` (timeouts, limits).
-        open_timeout: seconds a client may take to complete the handshake.
+        open_timeout: seconds a client may take to complete the handshake (the TLS handshake
+            and the WebSocket upgrade are bounded separately, each by this).
         ping_interval, ping_timeout: WebSocket keep-alive; None disables it.
         max_size: largest frame in bytes; bigger ones close the connection with 1009.
         max_queue: frames websockets buffers before it stops reading.
         backlog: the listen backlog.
         compression: ``"deflate"`` (permessage-deflate, required of a 2.0.1 CSMS) or None.
+        authenticate: judges each upgrade request before the upgrade (module docstring);
+            a refusal is answered with that HTTP status and no upgrade. 401 carries
+            ``WWW-Authenticate: Basic`` (RFC 7235 §3.1). An exception in the hook is logged
+            and answered 503, so the station retries.
+        ssl: serve ``wss://`` with this context (see :mod:`ocppkit.transport.tls`).
+        max_incoming: the peer's CALLs queued per connection before reading pauses.
+        rate_limiter: makes each connection's limit on frames per second (see
+            :mod:`ocppkit.transport.rate_limit`); None for no limit.
 
     Returns:
         The running ``websockets`` server (``close()`` / ``wait_closed()`` to stop it).
@@ -78,12 +131,31 @@ async def serve(
         chosen = choose_subprotocol(offered, supported)
         return Subprotocol(chosen) if chosen else None
 
-    def check_request(connection: ServerConnection, request: Request) -> Response | None:
+    async def check_request(connection: ServerConnection, request: Request) -> Response | None:
         try:
-            identity_from_path(request.path)
+            identity = identity_from_path(request.path)
         except InvalidIdentityError as exc:
             return _refuse(http.HTTPStatus.BAD_REQUEST, str(exc))
-        return None
+        if authenticate is None:
+            return None
+        authorization = request.headers.get_all("Authorization")
+        peer = connection.remote_address
+        handshake = HandshakeRequest(
+            identity=identity,
+            authorization=authorization[0]
+            if len(authorization) == 1
+            else ("" if authorization else None),
+            remote_ip=str(peer[0]) if peer else "",
+            peer_certificate=connection.transport.get_extra_info("peercert") if ssl else None,
+        )
+        try:
+            status = await authenticate(handshake)
+        except Exception:
+            _log.exception("authentication hook failed", station_id=identity)
+            return _refuse(http.HTTPStatus.SERVICE_UNAVAILABLE, "try again later")
+        if status is None:
+            return None
+        return _refuse(http.HTTPStatus(status), "")
 
     async def handle(websocket: ServerConnection) -> None:
         if websocket.subprotocol is None:
@@ -98,9 +170,13 @@ async def serve(
             routers[version],
             identity=identity,
             observer=observer,
+            max_incoming=max_incoming,
+            rate_limit=rate_limiter() if rate_limiter is not None else None,
         )
         await run_connection(connection, on_connect)
 
+    # asyncio's own TLS handshake deadline is 60 s; a slowloris ClientHello gets ours.
+    tls_options: dict[str, Any] = {"ssl_handshake_timeout": open_timeout} if ssl else {}
     return await ws_serve(
         handle,
         host,
@@ -114,6 +190,8 @@ async def serve(
         max_queue=max_queue,
         backlog=backlog,
         compression=compression,
+        ssl=ssl,
+        **tls_options,
     )
 
 
@@ -130,8 +208,10 @@ async def run_connection(connection: Connection, on_connect: OnConnect | None) -
 
 
 def _refuse(status: http.HTTPStatus, text: str) -> Response:
-    body = f"{status.value} {status.phrase}: {text}\n".encode()
+    body = (f"{status.value} {status.phrase}: {text}\n" if text else f"{status.phrase}\n").encode()
     headers = Headers(
         [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
     )
+    if status is http.HTTPStatus.UNAUTHORIZED:
+        headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
     return Response(status.value, status.phrase, headers, body)

@@ -1,0 +1,195 @@
+"""``/api/transactions``: filters, paging, detail with meter values and energy, on both
+storage backends, from real 1.6 and 2.0.1 stations (mobilityhouse)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import websockets
+from ocpp.v16 import call as c16
+from ocpp.v201 import ChargePoint as MhStation201
+from ocpp.v201 import call as c201
+
+from tests.api.conftest import iso
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def at(minutes: float) -> str:
+    return (T0 + timedelta(minutes=minutes)).isoformat()
+
+
+async def start(cp: Any, connector: int, tag: str, meter: int, when: str) -> int:
+    reply = await cp.call(
+        c16.StartTransaction(connector_id=connector, id_tag=tag, meter_start=meter, timestamp=when)
+    )
+    return int(reply.transaction_id)
+
+
+async def test_filters_and_paging(api: Any, stations: Any) -> None:
+    """station, id tag, Active/Ended, started after/before (inclusive bounds), limit/offset;
+    newest first; timezone-naive bounds are 422."""
+    running, client = await api()
+    cp1 = await stations(running.port, "CP1")
+    cp2 = await stations(running.port, "CP2")
+    a = await start(cp1, 1, "TAG1", 0, at(0))
+    b = await start(cp1, 2, "TAG2", 0, at(10))
+    c = await start(cp2, 1, "TAG1", 0, at(20))
+    await cp1.call(c16.StopTransaction(meter_stop=10, timestamp=at(5), transaction_id=a))
+
+    async def ids(**params: Any) -> list[int]:
+        response = await client.get("/api/transactions", params=params)
+        assert response.status_code == 200, response.text
+        return [t["id"] for t in response.json()]
+
+    assert await ids() == [c, b, a]
+    assert await ids(station_id="CP1") == [b, a]
+    assert await ids(id_tag="TAG1") == [c, a]
+    assert await ids(state="Active") == [c, b]
+    assert await ids(state="Ended") == [a]
+    assert await ids(started_after=at(10)) == [c, b]
+    assert await ids(started_before=at(10)) == [b, a]
+    assert await ids(started_after=at(1), started_before=at(19)) == [b]
+    assert await ids(station_id="CP1", id_tag="TAG1", state="Ended") == [a]
+    assert await ids(limit=2) == [c, b]
+    assert await ids(limit=2, offset=2) == [a]
+    for bad in (
+        {"started_after": "2026-03-01T12:00:00"},
+        {"started_before": "yesterday"},
+        {"offset": -1},
+        {"state": "Finished"},
+    ):
+        assert (await client.get("/api/transactions", params=bad)).status_code == 422, bad
+
+
+async def test_energy_of_active_and_ended_1_6(api: Any, stations: Any) -> None:
+    """Active: last Energy.Active.Import.Register minus meterStart (kWh converted; other
+    measurands and phase values ignored); null before any reading. Ended: meterStop minus
+    meterStart, also in the listing."""
+    running, client = await api()
+    cp = await stations(running.port, "CP1")
+    tx = await start(cp, 1, "TAG1", 1000, iso())
+    detail = (await client.get(f"/api/transactions/{tx}")).json()
+    assert detail["energy_wh"] is None and detail["meter_values"] == []
+
+    samples = [
+        [{"value": "1750", "unit": "Wh"}],  # default measurand: the energy register
+        [
+            {"value": "1.9", "unit": "kWh", "measurand": "Energy.Active.Import.Register"},
+            {"value": "7200", "unit": "W", "measurand": "Power.Active.Import"},
+            {
+                "value": "0.5",
+                "unit": "kWh",
+                "measurand": "Energy.Active.Import.Register",
+                "phase": "L1",
+            },
+        ],
+    ]
+    for delta, sampled in enumerate(samples, start=1):
+        await cp.call(
+            c16.MeterValues(
+                connector_id=1,
+                transaction_id=tx,
+                meter_value=[{"timestamp": iso(delta), "sampled_value": sampled}],
+            )
+        )
+    detail = (await client.get(f"/api/transactions/{tx}")).json()
+    assert detail["state"] == "Active"
+    assert detail["energy_wh"] == 900  # 1.9 kWh - 1000 Wh
+    assert [(m["raw_value"], m["unit"]) for m in detail["meter_values"]] == [
+        ("1750", "Wh"),
+        ("1.9", "kWh"),
+        ("7200", "W"),
+        ("0.5", "kWh"),
+    ]
+    listed = (await client.get("/api/transactions")).json()
+    assert listed[0]["energy_wh"] is None  # the listing shows stored values only
+
+    await cp.call(c16.StopTransaction(meter_stop=2600, timestamp=iso(3), transaction_id=tx))
+    detail = (await client.get(f"/api/transactions/{tx}")).json()
+    assert (detail["state"], detail["energy_wh"], detail["meter_stop"]) == ("Ended", 1600, 2600)
+    assert (await client.get("/api/transactions")).json()[0]["energy_wh"] == 1600
+
+
+async def test_energy_of_2_0_1_transaction(api: Any) -> None:
+    """2.0.1 TransactionEvent: energy so far from the Updated event's register reading
+    (kWh), then meter stop minus start at Ended; transaction_uid is the station's id."""
+    running, client = await api()
+    ws = await websockets.connect(
+        f"ws://127.0.0.1:{running.port}/ocpp/CS201", subprotocols=["ocpp2.0.1"]
+    )
+    cp = MhStation201("CS201", ws)
+    task = asyncio.create_task(cp.start())
+    try:
+        boot = c201.BootNotification(
+            charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"
+        )
+        assert (await cp.call(boot)).status == "Accepted"
+        common = {
+            "transaction_info": {"transaction_id": "tx-9"},
+            "evse": {"id": 1, "connector_id": 1},
+        }
+
+        def energy(value: float, unit: str = "Wh") -> list[dict[str, Any]]:
+            return [
+                {
+                    "timestamp": iso(),
+                    "sampled_value": [{"value": value, "unit_of_measure": {"unit": unit}}],
+                }
+            ]
+
+        await cp.call(
+            c201.TransactionEvent(
+                event_type="Started",
+                seq_no=0,
+                trigger_reason="Authorized",
+                timestamp=iso(),
+                id_token={"id_token": "TOKEN1", "type": "ISO14443"},
+                meter_value=energy(1000),
+                **common,
+            )
+        )
+        await cp.call(
+            c201.TransactionEvent(
+                event_type="Updated",
+                seq_no=1,
+                trigger_reason="MeterValuePeriodic",
+                timestamp=iso(1),
+                meter_value=energy(2.25, "kWh"),
+                **common,
+            )
+        )
+        listed = (await client.get("/api/transactions", params={"station_id": "CS201"})).json()
+        assert [t["transaction_uid"] for t in listed] == ["tx-9"]
+        detail = (await client.get(f"/api/transactions/{listed[0]['id']}")).json()
+        assert (detail["state"], detail["id_tag"], detail["energy_wh"]) == (
+            "Active",
+            "TOKEN1",
+            1250,
+        )
+        await cp.call(
+            c201.TransactionEvent(
+                event_type="Ended",
+                seq_no=2,
+                trigger_reason="StopAuthorized",
+                timestamp=iso(2),
+                meter_value=energy(3000),
+                **common,
+            )
+        )
+        detail = (await client.get(f"/api/transactions/{listed[0]['id']}")).json()
+        assert (detail["state"], detail["energy_wh"]) == ("Ended", 2000)
+        assert len(detail["meter_values"]) == 3
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await ws.close()
+
+
+async def test_unknown_and_malformed_ids(api: Any) -> None:
+    _, client = await api()
+    missing = await client.get("/api/transactions/424242")
+    assert missing.status_code == 404 and "424242" in missing.json()["detail"]
+    assert (await client.get("/api/transactions/abc")).status_code == 422
