@@ -126,8 +126,6 @@ def csms(
         pass
 
 
-
-
 def main() -> None:
     """Console-script entry point: a bad argument gets one line on stderr and exit code 2."""
     try:

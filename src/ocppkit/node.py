@@ -97,9 +97,7 @@ async def start_csms(settings: CsmsSettings) -> RunningCsms:
         },
         max_size=settings.max_frame_size,
         max_incoming=settings.max_inbound_queue,
-        rate_limiter=lambda: RateLimiter(
-            settings.max_messages_per_second, settings.message_burst
-        ),
+        rate_limiter=lambda: RateLimiter(settings.max_messages_per_second, settings.message_burst),
         open_timeout=settings.handshake_timeout,
         authenticate=authenticator if authenticator.needed else None,
         ssl=tls,

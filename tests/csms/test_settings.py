@@ -89,9 +89,7 @@ def test_api_stays_on_localhost_without_authentication() -> None:
     with pytest.raises(SettingsError, match="set api_token"):
         load_settings(environ={"OCPPKIT_API_HOST": "0.0.0.0"})
     assert load_settings(environ={"OCPPKIT_API_HOST": "::1"}).api_host == "::1"
-    exposed = load_settings(
-        environ={"OCPPKIT_API_HOST": "0.0.0.0", "OCPPKIT_API_TOKEN": "x" * 16}
-    )
+    exposed = load_settings(environ={"OCPPKIT_API_HOST": "0.0.0.0", "OCPPKIT_API_TOKEN": "x" * 16})
     assert exposed.api_host == "0.0.0.0"
 
 
