@@ -15,6 +15,8 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 from typer.exceptions import TyperException
 
+from ocppkit.commands.fleet import fleet_command
+from ocppkit.commands.station import station_command
 from ocppkit.csms.settings import SettingsError, StationPolicy, TagPolicy, load_settings
 
 __all__ = ["app", "main"]
@@ -124,6 +126,10 @@ def csms(
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         pass
+
+
+app.command("fleet")(fleet_command)
+app.command("station")(station_command)
 
 
 def main() -> None:

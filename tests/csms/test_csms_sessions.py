@@ -249,3 +249,33 @@ async def test_message_log_retention(csms: Callable[..., Any], db_url: str) -> N
         await session.commit()
     assert await service.prune_message_log() == 1
     assert await count(db_url, MessageLog, MessageLog.station_id == "X") == 1
+
+
+async def test_reconnect_without_reboot_needs_no_new_boot(csms: Callable[..., Any]) -> None:
+    """1.6 §4.2 / 2.0.1 B01: BootNotification follows a (re)boot, not every reconnect. A
+    station Accepted at an earlier boot that only reconnects is served at once; one that was
+    answered Pending still gets SecurityError until it boots Accepted."""
+    running = await csms()
+    ws, cp, task = await station(running.port, "RECON", "1.6")
+    await cp.call(c16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+    task.cancel()
+    await ws.close()
+    ws, cp, task = await station(running.port, "RECON", "1.6")
+    heartbeat = await cp.call(c16.Heartbeat(), suppress=False)
+    assert heartbeat.current_time
+    task.cancel()
+    await ws.close()
+    await running.stop()
+
+    pending = await csms(unknown_stations="pending")
+    ws, cp, task = await station(pending.port, "RECON-P", "1.6")
+    boot = await cp.call(c16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+    assert boot.status == "Pending"
+    task.cancel()
+    await ws.close()
+    ws, cp, task = await station(pending.port, "RECON-P", "1.6")
+    with pytest.raises(Exception) as info:
+        await cp.call(c16.Heartbeat(), suppress=False)
+    assert type(info.value).__name__ == "SecurityError"
+    task.cancel()
+    await ws.close()

@@ -83,7 +83,7 @@ async def test_21_station_boots_and_runs_a_transaction(running: RunningCsms) -> 
                 trigger_reason="Authorized" if event == "Started" else "MeterValuePeriodic",
                 evse={"id": 1, "connector_id": 1},
                 id_token={"id_token": "TAG21", "type": "ISO14443"} if event == "Started" else None,
-                meter_value=meter,
+                meter_value=[{**meter[0], "timestamp": iso()}],
                 evse_sleep=False,
             )
         )

@@ -168,21 +168,38 @@ async def test_stop_twice_is_harmless(db: Database) -> None:
         tx_id, _ = await repo.start_transaction_v16(
             s, "CP1", connector_id=1, id_tag="TAG1", meter_start=1000, timestamp=T0
         )
+        other = await repo.stop_transaction(
+            s, tx_id, station_id="CP-OTHER", meter_stop=1, timestamp=T0, reason="Local"
+        )
+        assert other is None  # a station cannot stop another station's transaction
         stopped = await repo.stop_transaction(
-            s, tx_id, meter_stop=3500, timestamp=T0 + timedelta(hours=1), reason="Local"
+            s,
+            tx_id,
+            station_id="CP1",
+            meter_stop=3500,
+            timestamp=T0 + timedelta(hours=1),
+            reason="Local",
         )
         await s.commit()
         assert stopped is not None
         assert (stopped.state, stopped.energy_wh, stopped.stop_reason) == ("Ended", 2500, "Local")
     async with db.session() as s:
         again = await repo.stop_transaction(
-            s, tx_id, meter_stop=9999, timestamp=T0 + timedelta(hours=2), reason="Other"
+            s,
+            tx_id,
+            station_id="CP1",
+            meter_stop=9999,
+            timestamp=T0 + timedelta(hours=2),
+            reason="Other",
         )
         await s.commit()
         assert again is not None
         assert (again.meter_stop, again.energy_wh, again.stop_reason) == (3500, 2500, "Local")
         assert again.stop_time == T0 + timedelta(hours=1)
-        assert await repo.stop_transaction(s, 424242, meter_stop=1, timestamp=T0) is None
+        unknown = await repo.stop_transaction(
+            s, 424242, station_id="CP1", meter_stop=1, timestamp=T0
+        )
+        assert unknown is None
 
 
 async def test_v2_events_duplicates_ignored_out_of_order_and_gaps_accepted(db: Database) -> None:

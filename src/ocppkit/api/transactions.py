@@ -4,6 +4,12 @@ Energy (Wh): an ended transaction has ``meter_stop - meter_start`` (stored at th
 active one has the last ``Energy.Active.Import.Register`` sample of the transaction minus
 ``meter_start`` (kWh samples are converted), or null before a sample arrives; the listing
 shows stored values only, the detail computes the live one.
+
+Completeness (detail only, reliability.md E5/E6): ``complete`` is true when the CSMS holds the
+whole transaction: for 2.x its Started and Ended events and every seqNo between them
+(``missing_seq_nos`` lists the gaps; a transaction first seen through a later event is a
+placeholder, missing from seqNo 0); for 1.6 its start and its stop (a StopTransaction for an
+unconfirmed transaction, id -1, is kept as a placeholder without a start).
 """
 
 from __future__ import annotations
@@ -54,7 +60,22 @@ class TransactionOut(BaseModel):
 
 
 class TransactionDetail(TransactionOut):
+    complete: bool
+    missing_seq_nos: list[int]
     meter_values: list[MeterValueOut]
+
+
+def completeness(transaction: Transaction, events: list[tuple[int, str]]) -> tuple[bool, list[int]]:
+    """(complete, missing seqNos) from the stored (seqNo, eventType) pairs."""
+    if not events:  # 1.6: a start and a stop
+        return transaction.meter_start is not None and transaction.state == "Ended", []
+    seen = {seq_no for seq_no, _ in events}
+    started = [seq_no for seq_no, kind in events if kind == "Started"]
+    ended = [seq_no for seq_no, kind in events if kind == "Ended"]
+    first = started[0] if started else 0
+    last = ended[0] if ended else max(seen)
+    missing = [n for n in range(first, last + 1) if n not in seen]
+    return bool(started and ended and not missing), missing
 
 
 def live_energy(transaction: Transaction, values: list[MeterValue]) -> int | None:
@@ -109,9 +130,13 @@ def transactions_router(service: CsmsService) -> APIRouter:
             if row is None:
                 raise HTTPException(404, f"unknown transaction {transaction_id}")
             values = await repositories.transaction_meter_values(session, transaction_id)
+            events = await repositories.transaction_seq_nos(session, transaction_id)
         base = TransactionOut.model_validate(row, from_attributes=True)
+        complete, missing = completeness(row, events)
         return TransactionDetail(
             **(base.model_dump() | {"energy_wh": live_energy(row, values)}),
+            complete=complete,
+            missing_seq_nos=missing,
             meter_values=[MeterValueOut.model_validate(v, from_attributes=True) for v in values],
         )
 

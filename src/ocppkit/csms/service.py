@@ -36,6 +36,20 @@ from ocppkit.transport import Connection
 __all__ = ["CsmsService"]
 
 _log = structlog.get_logger("ocppkit.csms")
+#: Seconds, beyond the call timeout, that a triggered message is accepted while Pending.
+TRIGGER_GRACE = 60.0
+_TRIGGER_MARK = b'TriggerMessage"'
+#: TriggerMessage's requestedMessage -> the CALL(s) the station answers it with.
+_TRIGGERED_ACTIONS: dict[str, tuple[str, ...]] = {
+    "SignChargePointCertificate": ("SignCertificate",),
+    "SignChargingStationCertificate": ("SignCertificate",),
+    "SignV2GCertificate": ("SignCertificate",),
+    "SignCombinedCertificate": ("SignCertificate",),
+    "FirmwareStatusNotification": (
+        "FirmwareStatusNotification",
+        "SignedFirmwareStatusNotification",
+    ),
+}
 #: Frames kept for the message log while the database cannot take them.
 MAX_QUEUED_LOG_FRAMES = 100_000
 _frame_head = msgspec.json.Decoder(list[msgspec.Raw])
@@ -55,15 +69,16 @@ def _opt(value: Any) -> Any:
 
 
 class _GatedRouter(Router):
-    """A router that answers SecurityError until the station's BootNotification is Accepted."""
+    """A router that answers SecurityError to what a station may not send yet (see
+    :meth:`CsmsService.may_call`)."""
 
-    def __init__(self, accepted: Callable[[Connection], bool]) -> None:
+    def __init__(self, allowed: Callable[[Connection, str], Awaitable[bool]]) -> None:
         super().__init__()
-        self._accepted = accepted
+        self._allowed = allowed
         self.metrics: CsmsMetrics | None = None  # set by CsmsService
 
     async def dispatch(self, action: str, request: msgspec.Struct, context: Any) -> msgspec.Struct:
-        if action != "BootNotification" and not self._accepted(context):
+        if not await self._allowed(context, action):
             raise HandlerError(ErrorCode.SECURITY_ERROR, "the station is not Accepted yet")
         if self.metrics is None:
             return await super().dispatch(action, request, context)
@@ -89,6 +104,10 @@ class CsmsService:
         self.db = database
         self.committer = GroupCommitter(database)
         self._touched: set[str] = set()
+        # station id -> {action the CSMS triggered: monotonic time until it is allowed}
+        self._triggered: dict[str, dict[str, float]] = {}
+        # station id -> done once a new connection knows whether the station is Accepted
+        self._restoring: dict[str, asyncio.Future[None]] = {}
         self.clock = clock
         self.connections: dict[str, Connection] = {}
         self._accepted: set[str] = set()
@@ -104,6 +123,9 @@ class CsmsService:
         for router in self.routers.values():
             if isinstance(router, _GatedRouter):
                 router.metrics = self.metrics
+        self.committer.on_batch = lambda units, seconds: self.metrics.db_batch(
+            "group_commit", units, seconds
+        )
 
     # -- connections ------------------------------------------------------------------------
 
@@ -112,6 +134,38 @@ class CsmsService:
         return self.connections.get(connection.identity) is connection and (
             connection.identity in self._accepted
         )
+
+    async def may_call(self, connection: Connection, action: str) -> bool:
+        """Whether the station may send ``action`` now.
+
+        BootNotification always; anything once the station is Accepted (at this connection's
+        boot or, for a station that only reconnected, at an earlier one); before that only
+        what the CSMS itself asked for with a TriggerMessage, for a while after asking
+        (1.6J errata 3.8; 2.0.1 B02.FR.09 / B03.FR.07).
+        """
+        if action == "BootNotification" or self.is_accepted(connection):
+            return True
+        restoring = self._restoring.get(connection.identity)
+        if restoring is not None:  # the registry is being read for this new connection
+            await asyncio.shield(restoring)
+            if self.is_accepted(connection):
+                return True
+        until = self._triggered.get(connection.identity, {}).get(action)
+        return until is not None and until >= time.monotonic()
+
+    def _note_trigger(self, connection: Connection, frame: str | bytes) -> None:
+        """Remember which message an outgoing TriggerMessage asks the station for."""
+        try:
+            kind, _, action, payload = msgspec.json.decode(frame)
+            requested = payload["requestedMessage"]
+        except (msgspec.DecodeError, ValueError, TypeError, KeyError):
+            return
+        if kind != 2 or action not in ("TriggerMessage", "ExtendedTriggerMessage"):
+            return
+        until = time.monotonic() + self.settings.call_timeout + TRIGGER_GRACE
+        allowed = self._triggered.setdefault(connection.identity, {})
+        for answer in _TRIGGERED_ACTIONS.get(requested, (requested,)):
+            allowed[answer] = until
 
     async def on_connect(self, connection: Connection) -> None:
         """Register the connection while it lives; refuse a second one for the same id.
@@ -139,11 +193,29 @@ class CsmsService:
         self.connections[station_id] = connection
         if not replaced:  # a replacement keeps the station's Boot state (same station)
             self._accepted.discard(station_id)
-        async with self.db.session() as session:
+        now = self.clock()
+
+        async def online(session: AsyncSession) -> bool:
             await repositories.mark_online(
-                session, station_id, now=self.clock(), ocpp_version=connection.version
+                session, station_id, now=now, ocpp_version=connection.version
             )
-            await session.commit()
+            station = await session.get(Station, station_id)
+            return (
+                station is not None
+                and station.registration_status == "Accepted"
+                and station.last_boot is not None
+            )
+
+        restoring = self._restoring[station_id] = asyncio.get_running_loop().create_future()
+        try:
+            if await self._presence(station_id, online) and not connection.closed:
+                # Accepted at an earlier boot: a station that only reconnected (no reboot)
+                # need not boot again (1.6 §4.2 / 2.0.1 B01: Boot follows a (re)boot).
+                self._accepted.add(station_id)
+        finally:
+            restoring.set_result(None)
+            if self._restoring.get(station_id) is restoring:
+                del self._restoring[station_id]
         _log.info("station connected", station_id=station_id, ocpp=connection.version)
         try:
             await connection.wait_closed()
@@ -151,10 +223,25 @@ class CsmsService:
             if self.connections.get(station_id) is connection:
                 del self.connections[station_id]
                 self._accepted.discard(station_id)
-                async with self.db.session() as session:
-                    await repositories.mark_offline(session, station_id, now=self.clock())
-                    await session.commit()
-            _log.info("station disconnected", station_id=station_id)
+                now = self.clock()
+                await self._presence(
+                    station_id,
+                    lambda session: repositories.mark_offline(session, station_id, now=now),
+                )
+            _log.info(
+                "station disconnected",
+                station_id=station_id,
+                code=connection.websocket.close_code,
+                reason=connection.websocket.close_reason or None,
+            )
+
+    async def _presence(self, station_id: str, unit: Unit[T]) -> T | None:
+        """Store online/offline; a storage failure is logged, the station is not refused."""
+        try:
+            return await self._write(unit)
+        except Exception:
+            _log.warning("online state not stored", station_id=station_id, exc_info=True)
+            return None
 
     async def _replace_if_dead(self, old: Connection, new: Connection) -> bool:
         """Ping ``old``; without a pong in time, make ``new`` the routable one. True if so."""
@@ -194,13 +281,16 @@ class CsmsService:
 
     async def _duplicate_event(self, station_id: str, type_: str, tech_info: str) -> None:
         """Store a security event for a duplicate connection (never fails the caller)."""
+        now = self.clock()
+
+        async def store(session: AsyncSession) -> None:
+            await repositories.ensure_station(session, station_id, now=now)
+            await repositories.add_security_event(
+                session, station_id, type=type_, timestamp=now, tech_info=tech_info
+            )
+
         try:
-            async with self.db.session() as session:
-                await repositories.ensure_station(session, station_id, now=self.clock())
-                await repositories.add_security_event(
-                    session, station_id, type=type_, timestamp=self.clock(), tech_info=tech_info
-                )
-                await session.commit()
+            await self._write(store)
         except Exception:
             _log.exception("security event not stored", station_id=station_id)
 
@@ -210,6 +300,10 @@ class CsmsService:
         """Frame observer: queue every frame for the batched message log; count it."""
         self._log_rows.append((self.clock(), connection.identity, direction, frame))
         self.metrics.frame(connection, direction, frame)
+        if direction == "out" and _TRIGGER_MARK in (
+            frame if isinstance(frame, bytes) else frame.encode()
+        ):
+            self._note_trigger(connection, frame)
 
     async def flush_message_log(self) -> int:
         """Write the queued frames in one transaction; returns how many."""
@@ -218,10 +312,8 @@ class CsmsService:
             return 0
         rows = [_log_row(*entry) for entry in queued]
         started = time.perf_counter()
-        try:
-            async with self.db.session() as session:
-                written = await repositories.add_message_log(session, rows)
-                await session.commit()
+        try:  # through the group committer: one writer, so SQLite never waits on a lock
+            written = await self._write(lambda session: repositories.add_message_log(session, rows))
         except Exception:
             # Keep the frames for the next attempt, newest last, within a bound.
             self._log_rows = (queued + self._log_rows)[-MAX_QUEUED_LOG_FRAMES:]
@@ -381,7 +473,7 @@ class CsmsService:
     # -- OCPP 1.6 ---------------------------------------------------------------------------
 
     def _router_16(self) -> Router:
-        router = _GatedRouter(self.is_accepted)
+        router = _GatedRouter(self.may_call)
         on = router.register
         on("BootNotification", self._boot_16)
         on("Heartbeat", self._heartbeat_16)
@@ -503,20 +595,33 @@ class CsmsService:
                 stopped = await repositories.stop_transaction(
                     session,
                     transaction_id,
+                    station_id=conn.identity,
                     meter_stop=req.meter_stop,
                     timestamp=req.timestamp,
                     reason=_value_of(req.reason),
                 )
-            linked = rows if stopped is not None else [r | {"transaction_id": None} for r in rows]
-            await repositories.add_meter_values(session, linked)
-            return stopped
+            confirmed = stopped is not None
+            if stopped is None:
+                # 1.6 requires accepting a StopTransaction; an unknown or -1 id (errata 3.18)
+                # is kept as an ended placeholder transaction, to be reconciled later.
+                stopped = await repositories.record_unconfirmed_stop(
+                    session,
+                    conn.identity,
+                    transaction_id=req.transaction_id,
+                    meter_stop=req.meter_stop,
+                    timestamp=req.timestamp,
+                    reason=_value_of(req.reason),
+                    id_tag=_opt(req.id_tag),
+                )
+            await repositories.add_meter_values(
+                session, [r | {"transaction_id": stopped.id} for r in rows]
+            )
+            return confirmed
 
-        stopped = await self._write(stop)  # the stop is acknowledged: committed first
-        if stopped is None:
-            # 1.6 requires accepting a StopTransaction; an unknown or -1 id (errata 3.18) is
-            # logged for reconciliation instead of failing the station's retry loop.
+        confirmed = await self._write(stop)  # the stop is acknowledged: committed first
+        if not confirmed:
             _log.warning(
-                "StopTransaction for an unknown transaction",
+                "StopTransaction for an unknown transaction kept for reconciliation",
                 station_id=conn.identity,
                 transaction_id=req.transaction_id,
             )
@@ -553,7 +658,7 @@ class CsmsService:
     # are not registered, so they are answered NotSupported.
 
     def _router_2x(self, m: Any) -> Router:
-        router = _GatedRouter(self.is_accepted)
+        router = _GatedRouter(self.may_call)
         on = router.register
         on("BootNotification", self._boot_2x)
         on("Heartbeat", self._heartbeat_2x)

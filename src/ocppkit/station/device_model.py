@@ -38,6 +38,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Final
 
 import msgspec
@@ -447,11 +448,29 @@ def standard_variables(
     return rows + _topology(evses, max_power)
 
 
-@dataclass
+_NO_PENDING: Final[Mapping[AttributeEnum, str]] = MappingProxyType({})
+
+
+@dataclass(slots=True)
 class _Entry:
+    """One variable of one station. ``values`` is the spec's own (shared, never mutated)
+    defaults until the first write copies it: a fleet of stations holds one copy of the
+    table, not one per station."""
+
     spec: VariableSpec
-    values: dict[AttributeEnum, str | None]
-    pending: dict[AttributeEnum, str] = field(default_factory=dict)
+    values: Mapping[AttributeEnum, str | None]
+    pending: Mapping[AttributeEnum, str] = field(default_factory=lambda: _NO_PENDING)
+
+    def set_value(self, attribute: AttributeEnum, value: str) -> None:
+        values = self.values
+        if values is self.spec.attributes:
+            values = self.values = dict(values)
+        values[attribute] = value  # type: ignore[index]
+
+    def set_pending(self, attribute: AttributeEnum, value: str) -> None:
+        if self.pending is _NO_PENDING:
+            self.pending = {}
+        self.pending[attribute] = value  # type: ignore[index]
 
 
 def _component_key(component: v201.Component) -> tuple[str, str | None, int | None, int | None]:
@@ -484,7 +503,7 @@ class DeviceModel:
     ) -> None:
         rows = standard_variables() if specs is None else list(specs)
         self._entries: dict[VariableKey, _Entry] = {
-            spec.key: _Entry(spec, dict(spec.attributes)) for spec in rows
+            spec.key: _Entry(spec, spec.attributes) for spec in rows
         }
         self._components = {
             (k.component, k.component_instance, k.evse, k.connector) for k in self._entries
@@ -532,7 +551,7 @@ class DeviceModel:
         normal = None if entry is None else entry.spec.check(value)
         if entry is None or normal is None:
             raise DeviceModelError(f"invalid value for {key}")
-        entry.values[ACTUAL] = normal
+        entry.set_value(ACTUAL, normal)
 
     # -- GetVariables (B06) ---------------------------------------------------------------
 
@@ -631,9 +650,9 @@ class DeviceModel:
         if normal is None:
             return SetVariableStatusEnum.REJECTED, "InvalidValue"
         if found.spec.reboot:
-            found.pending[attribute] = normal
+            found.set_pending(attribute, normal)
             return SetVariableStatusEnum.REBOOT_REQUIRED, None
-        found.values[attribute] = normal
+        found.set_value(attribute, normal)
         return SetVariableStatusEnum.ACCEPTED, None
 
     def handle_set_variables(self, request: v201.SetVariablesRequest) -> v201.SetVariablesResponse:
@@ -645,8 +664,9 @@ class DeviceModel:
     def reboot(self) -> None:
         """Apply the values accepted with ``RebootRequired`` (the station restarted)."""
         for entry in self._entries.values():
-            entry.values.update(entry.pending)
-            entry.pending.clear()
+            for attribute, value in entry.pending.items():
+                entry.set_value(attribute, value)
+            entry.pending = _NO_PENDING
 
     # -- GetBaseReport (B07) --------------------------------------------------------------
 
@@ -1047,7 +1067,7 @@ class DeviceModel:
                 if normal is None or attribute not in entry.values:
                     raise DeviceModelError(f"device model snapshot: invalid value for {key}")
                 if section == "values":
-                    entry.values[attribute] = normal
+                    entry.set_value(attribute, normal)
                 else:
-                    entry.pending[attribute] = normal
+                    entry.set_pending(attribute, normal)
         return model

@@ -162,7 +162,19 @@ class StatusHistory(Base):
     """Every status notification, append-only, for timelines and availability reports."""
 
     __tablename__ = "status_history"
-    __table_args__ = (Index("ix_status_history_station_id_timestamp", "station_id", "timestamp"),)
+    __table_args__ = (
+        Index("ix_status_history_station_id_timestamp", "station_id", "timestamp"),
+        # A resent StatusNotification is one entry (reliability.md E10).
+        Index(
+            "uq_status_history_event",
+            "station_id",
+            "evse_id",
+            "connector_id",
+            "timestamp",
+            "status",
+            unique=True,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"))
@@ -249,6 +261,9 @@ class MeterValue(Base):
     __table_args__ = (
         Index("ix_meter_values_station_id_timestamp", "station_id", "timestamp"),
         Index("ix_meter_values_transaction_id", "transaction_id"),
+        # A resent MeterValues / StopTransaction carries the same samples (reliability.md
+        # E2): one row per (station, sample_key), see repositories.sample_key.
+        Index("uq_meter_values_sample", "station_id", "sample_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -265,6 +280,7 @@ class MeterValue(Base):
     location: Mapped[str | None] = mapped_column(String(16))
     value: Mapped[float | None] = mapped_column(Float)
     raw_value: Mapped[str | None] = mapped_column(Text)
+    sample_key: Mapped[str | None] = mapped_column(String(255))
 
 
 class DeviceModelEntry(Base):

@@ -15,8 +15,8 @@ numbering follows the scheme documented there (1.6 connectorId N -> evse N, conn
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, NotRequired, TypedDict, cast
 
 from sqlalchemy import CursorResult, Table, delete, func, insert, select, update
@@ -61,7 +61,9 @@ __all__ = [
     "mark_online",
     "prune_message_log",
     "record_transaction_event",
+    "record_unconfirmed_stop",
     "register_station",
+    "sample_key",
     "set_connector_status",
     "set_station_progress",
     "start_transaction_v16",
@@ -69,6 +71,7 @@ __all__ = [
     "stop_transaction",
     "touch_stations",
     "transaction_meter_values",
+    "transaction_seq_nos",
     "upsert_device_model",
     "upsert_id_tag",
     "upsert_station_on_boot",
@@ -112,7 +115,7 @@ class DeviceModelRow(TypedDict):
     attribute_type: NotRequired[str]
 
 
-def _insert(session: AsyncSession, model: type[Any]) -> sqlite.Insert | postgresql.Insert:
+def _insert(session: AsyncSession, model: Any) -> sqlite.Insert | postgresql.Insert:
     """An INSERT with ``on_conflict_*`` for the session's dialect."""
     name = session.get_bind().dialect.name
     if name == "sqlite":
@@ -216,7 +219,13 @@ async def set_connector_status(
         "timestamp": timestamp,
     }
     key = {"station_id": station_id, "evse_id": evse_id, "connector_id": connector_id}
-    session.add(StatusHistory(**key, **fields))
+    await session.execute(  # a resent notification is one history entry (E10)
+        _insert(session, StatusHistory)
+        .values(**key, **fields)
+        .on_conflict_do_nothing(
+            index_elements=["station_id", "evse_id", "connector_id", "timestamp", "status"]
+        )
+    )
     stmt = _insert(session, ConnectorStatus).values(**key, **fields)
     await session.execute(
         stmt.on_conflict_do_update(
@@ -297,18 +306,24 @@ async def stop_transaction(
     session: AsyncSession,
     transaction_id: int,
     *,
+    station_id: str,
     meter_stop: int,
     timestamp: datetime,
     reason: str | None = None,
 ) -> Transaction | None:
     """End a transaction (1.6 StopTransaction); a repeat leaves the first stop in place.
 
-    Returns the row, or None when the id is unknown (the caller still answers the station:
-    1.6 requires accepting a StopTransaction).
+    Returns the row, or None when the id is unknown or another station's (the caller still
+    answers the station: 1.6 requires accepting a StopTransaction). A station can never stop
+    another station's transaction.
     """
     await session.execute(
         update(Transaction)
-        .where(Transaction.id == transaction_id, Transaction.state == "Active")
+        .where(
+            Transaction.id == transaction_id,
+            Transaction.station_id == station_id,
+            Transaction.state == "Active",
+        )
         .values(
             state="Ended",
             meter_stop=meter_stop,
@@ -317,7 +332,49 @@ async def stop_transaction(
             energy_wh=meter_stop - Transaction.meter_start,
         )
     )
-    return await session.get(Transaction, transaction_id, populate_existing=True)
+    transaction = await session.get(Transaction, transaction_id, populate_existing=True)
+    return transaction if transaction is not None and transaction.station_id == station_id else None
+
+
+async def record_unconfirmed_stop(
+    session: AsyncSession,
+    station_id: str,
+    *,
+    transaction_id: int,
+    meter_stop: int,
+    timestamp: datetime,
+    reason: str | None,
+    id_tag: str | None,
+) -> Transaction:
+    """Keep a 1.6 StopTransaction for a transaction the CSMS never confirmed (id -1, errata
+    3.18) or does not know, as an ended placeholder transaction to reconcile later.
+
+    A resend finds the same placeholder (its ``transaction_uid`` is made of the stop's
+    content), so it is stored once.
+    """
+    await ensure_station(session, station_id, now=timestamp)
+    uid = f"stop:{transaction_id}:{meter_stop}:{timestamp.astimezone(UTC):%Y%m%d%H%M%S}"[:36]
+    await session.execute(
+        _insert(session, Transaction)
+        .values(
+            station_id=station_id,
+            transaction_uid=uid,
+            id_tag=id_tag,
+            meter_stop=meter_stop,
+            start_time=timestamp,
+            stop_time=timestamp,
+            stop_reason=reason,
+            state="Ended",
+        )
+        .on_conflict_do_nothing(index_elements=["station_id", "transaction_uid"])
+    )
+    placeholder = await session.scalar(
+        select(Transaction).where(
+            Transaction.station_id == station_id, Transaction.transaction_uid == uid
+        )
+    )
+    assert placeholder is not None
+    return placeholder
 
 
 async def record_transaction_event(
@@ -423,11 +480,39 @@ async def add_meter_values(session: AsyncSession, rows: Sequence[MeterValueRow])
         values: dict[str, Any] = {**_METER_VALUE_NULLS, **row}  # executemany: same keys
         if "value" not in row:
             values["value"] = _float_or_none(values.get("raw_value"))
+        values["sample_key"] = sample_key(values)
         prepared.append(values)
     if prepared:
         # Core INSERT (executemany): the ORM's bulk path costs several times more per row.
-        await session.execute(insert(cast(Table, MeterValue.__table__)), prepared)
+        # A sample already stored (a resent message, E2) is skipped.
+        table = cast(Table, MeterValue.__table__)
+        await session.execute(
+            _insert(session, table).on_conflict_do_nothing(
+                index_elements=["station_id", "sample_key"]
+            ),
+            prepared,
+        )
     return len(prepared)
+
+
+def sample_key(row: Mapping[str, Any]) -> str:
+    """What makes a sampled value the same sample: where, when and what was measured.
+
+    A meter reports one value per measurand, phase, location, context and unit at a time, so
+    two rows that agree on these (and on the transaction and EVSE) are one sample sent twice.
+    """
+    timestamp = row["timestamp"]
+    parts = (
+        row.get("transaction_id"),
+        row.get("evse_id"),
+        timestamp.astimezone(UTC).isoformat(),
+        row.get("measurand"),
+        row.get("phase"),
+        row.get("location"),
+        row.get("context"),
+        row.get("unit"),
+    )
+    return "|".join("" if part is None else str(part) for part in parts)[:255]
 
 
 async def add_message_log(session: AsyncSession, rows: Sequence[MessageLogRow]) -> int:
@@ -747,6 +832,16 @@ async def list_transactions(
     if started_before is not None:
         query = query.where(Transaction.start_time <= started_before)
     return list(await session.scalars(query))
+
+
+async def transaction_seq_nos(session: AsyncSession, transaction_id: int) -> list[tuple[int, str]]:
+    """The (seqNo, eventType) of a 2.x transaction's stored events, in seqNo order."""
+    rows = await session.execute(
+        select(TransactionEvent.seq_no, TransactionEvent.event_type)
+        .where(TransactionEvent.transaction_id == transaction_id)
+        .order_by(TransactionEvent.seq_no)
+    )
+    return [(seq_no, event_type) for seq_no, event_type in rows.all()]
 
 
 async def transaction_meter_values(session: AsyncSession, transaction_id: int) -> list[MeterValue]:

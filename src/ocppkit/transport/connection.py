@@ -2,32 +2,37 @@
 
 Theory of operation
 -------------------
-A :class:`Connection` owns four tasks while :meth:`Connection.run` runs:
+While :meth:`Connection.run` runs, one task — the **reader** — lives as long as the socket;
+the others exist only while they have work, because an idle station (the common case: a
+Heartbeat every few minutes) should cost as little memory as possible:
 
 * the **reader** feeds every text message to the :class:`~ocppkit.protocol.RpcSession` with
   the loop's clock, turns its events into resolved futures (our CALLs) or queued work (the
-  peer's CALLs), and arms a timer for the session's next deadline;
+  peer's CALLs), and arms a loop timer for the session's next deadline;
 * the **handler worker** answers the peer's CALLs one at a time, in arrival order, through
-  the :class:`~ocppkit.protocol.Router`. It runs beside the reader, so a handler may itself
-  :meth:`~Connection.call` the peer: the reply is read while the handler waits (no deadlock,
-  checklist C9);
-* the **deadline** task fails our CALL in flight when the session's deadline passes (a loop
-  timer wakes it), so the next queued CALL goes out;
-* the **writer** is the only task that writes to the socket: frames leave in the order the
-  session produced them (serialized writes).
+  the :class:`~ocppkit.protocol.Router`. It is started when a CALL arrives and ends when none
+  is left. It runs beside the reader, so a handler may itself :meth:`~Connection.call` the
+  peer: the reply is read while the handler waits (no deadlock, checklist C9);
+* when the deadline timer fires, a short task fails our CALL in flight, so the next queued
+  CALL goes out;
+* **writing**: one writer at a time takes the frames the session produced, in order
+  (serialized writes). The reader and the handler worker write their own frames when no
+  write is in progress (no task hop on the hot path); :meth:`Connection.call` and
+  :meth:`Connection.send` hand theirs to a writer task, so that cancelling the caller can
+  never lose a frame half-way.
 
-Backpressure: the peer's CALLs wait in a queue of ``max_incoming`` entries; when it is full
+Backpressure: the peer's CALLs wait in a list of ``max_incoming`` entries; when it is full
 the reader stops reading, and TCP flow control slows the peer down: none is dropped
-(checklist C5). Frames to write wait in a queue of ``max_outgoing`` entries; producers wait
-when it is full. Binary frames are not OCPP-J (which is text, OCPP-J §3): the connection is
-closed with 1003.
+(checklist C5). Frames to write wait in a list; beyond ``max_outgoing`` producers wait for the
+writer. Binary frames are not OCPP-J (which is text, OCPP-J §3): the connection is closed
+with 1003.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 import msgspec
@@ -108,14 +113,19 @@ class Connection:
         self.context = self if context is None else context
         self.observer = observer
         self.log = _log.bind(station_id=identity, ocpp=str(session.version))
-        self._incoming: asyncio.Queue[CallReceived] = asyncio.Queue(max_incoming)
-        self._outgoing: asyncio.Queue[bytes] = asyncio.Queue(max_outgoing)
+        self.max_incoming = max_incoming
+        self.max_outgoing = max_outgoing
+        self._incoming: list[CallReceived] = []
+        self._handler: asyncio.Task[None] | None = None
+        self._room: asyncio.Future[None] | None = None  # the reader waits for the handler
+        self._out: list[bytes] = []
+        self._writing = False
+        self._drained: asyncio.Future[None] | None = None  # producers wait for the writer
         self._waiters: dict[str, asyncio.Future[msgspec.Struct]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
         self._done = asyncio.Event()
-        self._deadline_due = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()  # handler, writer and deadline tasks
 
     @property
     def version(self) -> str:
@@ -125,7 +135,7 @@ class Connection:
     @property
     def incoming_backlog(self) -> int:
         """The peer's CALLs waiting for the handler worker (at most ``max_incoming``)."""
-        return self._incoming.qsize()
+        return len(self._incoming)
 
     @property
     def closed(self) -> bool:
@@ -152,21 +162,16 @@ class Connection:
         message_id = self.session.send_call(action, payload, self._loop.time())
         future: asyncio.Future[msgspec.Struct] = self._loop.create_future()
         self._waiters[message_id] = future
-        await self._flush()
+        await self._flush(inline=False)
         return await future
 
     async def send(self, action: str, payload: msgspec.Struct | dict[str, Any]) -> None:
         """OCPP 2.1 SEND: an unconfirmed message; returns once it is queued for writing."""
         self.session.send_unconfirmed(action, payload)
-        await self._flush()
+        await self._flush(inline=False)
 
     async def run(self) -> None:
         """Drive the connection until the socket closes; then fail what is pending."""
-        self._tasks = [
-            asyncio.create_task(self._write_loop()),
-            asyncio.create_task(self._handle_loop()),
-            asyncio.create_task(self._deadline_loop()),
-        ]
         try:
             await self._read_loop()
         finally:
@@ -226,9 +231,15 @@ class Connection:
         return True
 
     async def _handle_loop(self) -> None:
-        while True:
-            event = await self._incoming.get()
-            await self._answer(event)
+        """The handler worker: answer queued CALLs in arrival order, then end."""
+        try:
+            while self._incoming:
+                event = self._incoming.pop(0)
+                if self._room is not None and not self._room.done():
+                    self._room.set_result(None)  # the reader may read again
+                await self._answer(event)
+        finally:
+            self._handler = None
 
     async def _answer(self, event: CallReceived) -> None:
         try:
@@ -261,15 +272,22 @@ class Connection:
         with contextlib.suppress(OcppError):
             self.session.send_error(event.message_id, code, description, details)
 
-    async def _write_loop(self) -> None:
-        while True:
-            frame = await self._outgoing.get()
-            try:
-                await self.websocket.send(frame, text=True)
-                if self.observer is not None:
-                    self.observer(self, "out", frame)
-            except ConnectionClosed:
-                return
+    async def _write_out(self) -> None:
+        """Write every pending frame, in order; only one writer runs at a time."""
+        self._writing = True
+        try:
+            while self._out:
+                batch, self._out = self._out, []
+                for frame in batch:
+                    await self.websocket.send(frame, text=True)
+                    if self.observer is not None:
+                        self.observer(self, "out", frame)
+        except ConnectionClosed:
+            self._out.clear()
+        finally:
+            self._writing = False
+            if self._drained is not None and not self._drained.done():
+                self._drained.set_result(None)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -284,11 +302,18 @@ class Connection:
                     relaxations=sorted(r.value for r in relaxations),
                 )
             if isinstance(event, CallReceived):
-                await self._incoming.put(event)
+                await self._queue_call(event)
             else:
                 self._settle(event)
         await self._flush()
-        self._arm_timer()
+
+    async def _queue_call(self, event: CallReceived) -> None:
+        while len(self._incoming) >= self.max_incoming:
+            self._room = self._loop.create_future()
+            await self._room  # reading pauses until the handler takes one
+        self._incoming.append(event)
+        if self._handler is None:
+            self._handler = self._spawn(self._handle_loop())
 
     def _settle(self, event: Event) -> None:
         if isinstance(event, CallCompleted):
@@ -319,10 +344,27 @@ class Connection:
         else:
             self.log.info("session event", event_type=type(event).__name__)
 
-    async def _flush(self) -> None:
-        for frame in self.session.data_to_send():
-            await self._outgoing.put(frame)
+    async def _flush(self, *, inline: bool = True) -> None:
+        """Write the session's frames: here (``inline``) or through a writer task."""
+        frames = self.session.data_to_send()
+        if frames:
+            self._out.extend(frames)
+            if not self._writing:
+                if inline:
+                    await self._write_out()
+                else:
+                    self._writing = True  # claimed now: the task starts on the next turn
+                    self._spawn(self._write_out())
+            while len(self._out) > self.max_outgoing and self._writing:
+                self._drained = self._loop.create_future()
+                await self._drained
         self._arm_timer()
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = self._loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def _arm_timer(self) -> None:
         deadline = self.session.next_deadline()
@@ -336,14 +378,8 @@ class Connection:
 
     def _on_deadline(self) -> None:
         self._timer = None
-        self._deadline_due.set()
-
-    async def _deadline_loop(self) -> None:
-        while True:
-            await self._deadline_due.wait()
-            self._deadline_due.clear()
-            self.session.check_deadlines(self._loop.time())
-            await self._process()
+        self.session.check_deadlines(self._loop.time())
+        self._spawn(self._process())
 
     async def _shutdown(self) -> None:
         if self._timer is not None:
@@ -353,11 +389,14 @@ class Connection:
         for event in self.session.events_received():
             self._settle(event)
         self._done.set()
-        for task in self._tasks:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._room is not None and not self._room.done():
+            self._room.cancel()
         for future in self._waiters.values():
             if not future.done():
                 future.set_exception(SessionClosedError("connection closed"))

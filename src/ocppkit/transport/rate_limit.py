@@ -43,7 +43,7 @@ class RateLimiter:
         self.window = window
         self._tokens = float(burst)
         self._updated: float | None = None
-        self._throttled: deque[tuple[float, float]] = deque()  # (when, seconds)
+        self._throttled: deque[tuple[float, float]] | None = None  # (when, seconds), lazily
         self._throttled_total = 0.0
 
     def take(self, now: float) -> float:
@@ -58,12 +58,15 @@ class RateLimiter:
         if self._tokens >= 0:
             return 0.0
         wait = -self._tokens / self.rate
+        if self._throttled is None:
+            self._throttled = deque()
         self._throttled.append((now, wait))
         self._throttled_total += wait
         return wait
 
     def abusive(self, now: float) -> bool:
         """True when the throttled time within the last ``window`` s exceeds ``abuse_seconds``."""
-        while self._throttled and self._throttled[0][0] < now - self.window:
-            self._throttled_total -= self._throttled.popleft()[1]
+        throttled = self._throttled
+        while throttled and throttled[0][0] < now - self.window:
+            self._throttled_total -= throttled.popleft()[1]
         return self._throttled_total > self.abuse_seconds

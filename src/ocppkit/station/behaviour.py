@@ -1,0 +1,789 @@
+"""What an emulated station does, shared by both OCPP versions: sessions, meters, timers.
+
+Why a shared base: the life of a charging session is the same in 1.6 and 2.0.1 (a cable, an
+id token, a transaction, meter values, a stop with a reason, reservations, charging-profile
+limits); only the messages that report it differ. :class:`Behaviour` runs that life on the
+pure modules (:mod:`.status` tables, :mod:`.meter` physics, :mod:`.authorization`,
+:mod:`.charging_profile`) and leaves the messages to :class:`~.behaviour_v16.Behaviour16`
+and :class:`~.behaviour_v201.Behaviour201`, which also answer the CSMS's CALLs.
+
+Theory of operation
+-------------------
+* Each connector (1.6) / EVSE (2.0.1, one connector each) is a :class:`Port`: its meter,
+  its charging profiles, the transaction running on it and its reservation.
+* A user or CSMS action feeds an :class:`~.status.Event` to the version's status machine;
+  the StatusNotifications it yields are *posted* (non-transaction messages: sent when
+  online, forgotten offline, since every status is reported again after the next boot).
+* Transaction messages are *enqueued* in the persistent store together with the station's
+  state blob (one commit), then delivered by the runtime (:mod:`.station`), FIFO.
+* A transaction starts when a cable and an accepted id token are both there (1.6 §4.1;
+  2.0.1 ``TxStartPoint`` PowerPathClosed); it stops on the same id token, a remote stop,
+  an unplug (``StopTransactionOnEVSideDisconnect``), a reset, or an unlock.
+* :meth:`Behaviour.on_timer` is called by the runtime's one timer: periodic and
+  clock-aligned meter values, reservation expiry, the EV reaching its target SoC, a
+  charging-profile limit of 0 (SuspendedEVSE). The meter is advanced lazily (at each
+  sample, stop and profile change): :meth:`.meter.Meter.advance` integrates in steps.
+
+* An accepted id token without a cable is forgotten after ``ConnectionTimeOut`` (1.6) /
+  ``TxCtrlr.EVConnectionTimeOut`` (2.0.1).
+
+Decisions: a fault does not stop a running transaction (the EV draws nothing while it
+lasts); a remote start plugs the cable in by itself (``StationConfig.auto_plug``), as the
+emulated driver who asked for it would; a transaction found running after a crash is ended
+with reason PowerLoss (see :meth:`Behaviour.recover`); 2.0.1 transactions start at
+PowerPathClosed and end at the stop/unplug whatever ``TxStartPoint``/``TxStopPoint`` say
+(those variables are reported but not acted on).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import datetime
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ocppkit.protocol import Router
+from ocppkit.station.authorization import AuthInfo, AuthSettings, DecisionKind, LocalAuthorization
+from ocppkit.station.charging_profile import ProfileSet
+from ocppkit.station.meter import (
+    SUPPORTED_MEASURANDS,
+    AcSupply,
+    DcSupply,
+    EvBattery,
+    Meter,
+    StopCause,
+    next_clock_aligned,
+)
+from ocppkit.station.status import Event, Facts, InvalidEvent
+
+if TYPE_CHECKING:
+    from ocppkit.station.station import Station
+
+__all__ = ["ActionRefused", "Behaviour", "Port", "Reservation", "Tx", "stop_cause"]
+
+#: Longest the timer sleeps with a transaction running (EV-full and profile checks).
+MAX_TIMER_SLEEP = 30.0
+
+
+class ActionRefused(Exception):
+    """An operator/EV action the station cannot do now (e.g. start on a faulted connector)."""
+
+
+def stop_cause(reason: str) -> StopCause:
+    """The :class:`StopCause` for a reason name in either version's spelling."""
+    wanted = reason.replace("_", "").casefold()
+    for cause in StopCause:
+        names = {cause.name.replace("_", "").casefold(), *(v.casefold() for v in cause.value)}
+        if wanted in names:
+            return cause
+    raise ValueError(f"unknown stop reason {reason!r}")
+
+
+@dataclass(slots=True, kw_only=True)
+class Tx:
+    """A transaction running on a port."""
+
+    key: str
+    """Station-generated id: the 2.0.1 transactionId, the 1.6 queue key."""
+    id_token: str | None
+    token_type: str | None = None
+    started_at: datetime.datetime
+    meter_start: int
+    remote_start_id: int | None = None
+    reservation_id: int | None = None
+    last_periodic: float = 0.0
+    """Runtime clock of the last periodic sample (not persisted: restarts count anew)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["started_at"] = self.started_at.isoformat()
+        del data["last_periodic"]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tx:
+        values = dict(data)
+        values["started_at"] = datetime.datetime.fromisoformat(values["started_at"])
+        return cls(**values)
+
+
+@dataclass(slots=True, kw_only=True)
+class Reservation:
+    id: int
+    id_token: str
+    expires_at: datetime.datetime
+    parent_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "id_token": self.id_token,
+            "expires_at": self.expires_at.isoformat(),
+            "parent_id": self.parent_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Reservation:
+        return cls(
+            id=int(data["id"]),
+            id_token=str(data["id_token"]),
+            expires_at=datetime.datetime.fromisoformat(data["expires_at"]),
+            parent_id=data.get("parent_id"),
+        )
+
+
+@dataclass(slots=True, kw_only=True)
+class Port:
+    """One connector (1.6) or EVSE (2.0.1): meter, profiles, transaction, reservation."""
+
+    id: int
+    meter: Meter
+    profiles: ProfileSet = field(default_factory=ProfileSet)
+    raw_profiles: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Profile id -> the wire form received (what is persisted and reported)."""
+    tx: Tx | None = None
+    reservation: Reservation | None = None
+    token: str | None = None
+    """An accepted id token waiting for the cable (no transaction yet)."""
+    token_type: str | None = None
+    remote_start_id: int | None = None
+    token_at: float = 0.0
+    """Runtime clock when :attr:`token` was accepted (ConnectionTimeOut counts from it)."""
+    token_reservation: int | None = None
+    """The reservation the waiting id token used (its id goes into the start message)."""
+    last_advance: float = 0.0
+
+
+class Behaviour(abc.ABC):
+    """The version-neutral half of an emulated station (see the module docstring)."""
+
+    version: str
+
+    def __init__(self, station: Station) -> None:
+        self.st = station
+        cfg = station.config
+        self.ports: dict[int, Port] = {
+            i: Port(id=i, meter=Meter(supply=self._supply(), rng=station.rng))
+            for i in range(1, cfg.connectors + 1)
+        }
+        self.auth = LocalAuthorization()
+        self.router = Router()
+        self._next_aligned: datetime.datetime | None = None
+        self.firmware_status = "Idle"
+        self.diagnostics_status = "Idle"
+        self.register_handlers()
+
+    # -- the version's half ---------------------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def settings(self) -> AuthSettings: ...
+
+    @abc.abstractmethod
+    def register_handlers(self) -> None: ...
+
+    @abc.abstractmethod
+    def facts(self, port: int) -> Facts: ...
+
+    @abc.abstractmethod
+    def handle(self, port: int, event: Event, *, error_code: str = "OtherError") -> bool:
+        """Feed ``event``; post its StatusNotifications; True when a transaction is due."""
+
+    @abc.abstractmethod
+    def boot_request(self, reason: str) -> msgspec.Struct: ...
+
+    @abc.abstractmethod
+    def status_notifications(self) -> list[msgspec.Struct]: ...
+
+    @abc.abstractmethod
+    async def authorize_online(self, token: str, token_type: str | None) -> AuthInfo: ...
+
+    @abc.abstractmethod
+    async def enqueue_start(self, port: Port, tx: Tx, trigger: str) -> None: ...
+
+    @abc.abstractmethod
+    async def enqueue_sample(self, port: Port, tx: Tx, *, aligned: bool, trigger: str) -> None: ...
+
+    @abc.abstractmethod
+    async def enqueue_stop(self, port: Port, tx: Tx, cause: StopCause, trigger: str) -> None: ...
+
+    @abc.abstractmethod
+    def on_delivered(self, action: str, payload: bytes, tx_key: str | None, reply: Any) -> None:
+        """A queued transaction message got its CALLRESULT (before it leaves the queue)."""
+
+    @abc.abstractmethod
+    def prepare(self, action: str, payload: bytes, tx_key: str | None) -> dict[str, Any]:
+        """The payload to send for a queued message (1.6: the transactionId resolved)."""
+
+    @abc.abstractmethod
+    def sample_interval(self) -> int: ...
+
+    @abc.abstractmethod
+    def aligned_interval(self) -> int: ...
+
+    @abc.abstractmethod
+    def heartbeat_interval(self) -> int: ...
+
+    @abc.abstractmethod
+    def set_heartbeat_interval(self, seconds: int) -> None: ...
+
+    @abc.abstractmethod
+    def model_to_dict(self) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def model_from_dict(self, data: dict[str, Any]) -> None: ...
+
+    @abc.abstractmethod
+    def reboot_model(self) -> None:
+        """Apply settings accepted with RebootRequired."""
+
+    @abc.abstractmethod
+    def tx_ref(self, tx: Tx) -> str:
+        """The transaction id a TxProfile names (1.6: the CSMS's id; 2.0.1: ours)."""
+
+    @abc.abstractmethod
+    def status_of(self, port: int) -> str: ...
+
+    @abc.abstractmethod
+    def heartbeat_request(self) -> msgspec.Struct: ...
+
+    def on_dropped(self, action: str, tx_key: str | None) -> None:  # noqa: B027 (optional hook)
+        """A queued transaction message was given up on (last attempt failed)."""
+
+    def merge_seq(self, counters: dict[str, int]) -> None:  # noqa: B027 (optional hook)
+        """2.0.1: fold in the seqNo counters the store kept."""
+
+    def after_boot(self) -> None:  # noqa: B027 (optional hook)
+        """Called once per accepted boot, after the StatusNotifications were posted."""
+
+    def connection_timeout(self) -> int:
+        """Seconds an accepted id token waits for the cable (0: forever)."""
+        return 60
+
+    def call_timeout(self) -> float:
+        return self.st.config.call_timeout
+
+    def trigger_for(self, cause: StopCause) -> str:
+        """The 2.0.1 triggerReason of a stop with ``cause`` (1.6 ignores it)."""
+        return {
+            StopCause.LOCAL: "StopAuthorized",
+            StopCause.REMOTE: "RemoteStop",
+            StopCause.EV_DISCONNECTED: "EVCommunicationLost",
+            StopCause.DE_AUTHORIZED: "Deauthorized",
+            StopCause.HARD_RESET: "ResetCommand",
+            StopCause.SOFT_RESET: "ResetCommand",
+            StopCause.UNLOCK_COMMAND: "UnlockCommand",
+            StopCause.EV_FULL: "EVDeparted",
+            StopCause.ENERGY_LIMIT_REACHED: "EnergyLimitReached",
+            StopCause.TIME_LIMIT_REACHED: "TimeLimitReached",
+        }.get(cause, "AbnormalCondition")
+
+    def composite_periods(
+        self, port: Port, start: datetime.datetime, duration: int, unit: str
+    ) -> list[dict[str, Any]]:
+        """The composite schedule of ``port`` from ``start`` for ``duration`` seconds, as
+        chargingSchedulePeriod items in ``unit`` ("A" or "W"): the active limit (profiles,
+        capped by the supply) sampled on a grid of at most 288 points, equal neighbours
+        merged."""
+        step = max(1, -(-max(duration, 1) // 288))
+        meter = port.meter
+        supply_w = meter.supply_max_w(meter.nominal_voltage)
+        tx = port.tx
+        periods: list[dict[str, Any]] = []
+        last: float | None = None
+        for offset in range(0, max(duration, 1), step):
+            t = start + datetime.timedelta(seconds=offset)
+            limit = port.profiles.limit_w(
+                t,
+                voltage=meter.nominal_voltage,
+                phases=meter.phases,
+                tx_start=tx.started_at if tx else None,
+                transaction_id=self.tx_ref(tx) if tx else None,
+            )
+            watts = supply_w if limit is None else min(limit, supply_w)
+            value = watts if unit == "W" else watts / (meter.nominal_voltage * meter.phases)
+            value = round(value, 1)
+            if value != last:
+                periods.append({"startPeriod": offset, "limit": value})
+                last = value
+        return periods
+
+    def password(self) -> str | None:
+        """The Basic-auth password (configuration key, else the configured one)."""
+        return self.st.config.password
+
+    def retry_policy(self) -> tuple[int, float]:
+        """(attempts, interval) for transaction messages."""
+        return (3, 60.0)
+
+    def backoff(self) -> tuple[float, float, int] | None:
+        """(wait minimum, random range, repeat times) from the configuration, or None."""
+        return None
+
+    def ping_interval(self) -> float | None:
+        return None
+
+    def register(self, action: str, handler: Callable[[Any, Any], Any]) -> None:
+        """Route ``action`` to ``handler``; it may answer a wire-named dict (the session
+        validates it against the response schema like a Struct)."""
+        self.router.register(action, handler)
+
+    # -- model helpers -----------------------------------------------------------------------------
+
+    def _supply(self) -> AcSupply | DcSupply:
+        cfg = self.st.config
+        if cfg.supply == "dc":
+            return DcSupply(max_power=cfg.max_power_w)
+        return AcSupply(phases=cfg.phases, voltage=cfg.voltage, max_current=cfg.max_current)
+
+    def port(self, port_id: int) -> Port:
+        try:
+            return self.ports[port_id]
+        except KeyError:
+            raise ActionRefused(f"no connector {port_id}") from None
+
+    def new_battery(self) -> EvBattery:
+        rng = self.st.rng
+        if self.st.config.supply == "dc":
+            return EvBattery(
+                capacity_wh=rng.choice((50_000.0, 77_000.0, 100_000.0)),
+                soc=round(rng.uniform(10, 50), 1),
+                max_power=rng.choice((50_000.0, 100_000.0, 150_000.0)),
+                target_soc=80.0 + rng.choice((0.0, 10.0, 20.0)),
+            )
+        return EvBattery(
+            capacity_wh=rng.choice((40_000.0, 60_000.0, 77_000.0)),
+            soc=round(rng.uniform(10, 60), 1),
+            max_power=rng.choice((7_400.0, 11_000.0, 22_000.0)),
+            ac_phases=min(3, self.st.config.phases),
+        )
+
+    def measurands(self, names: Sequence[str]) -> list[str]:
+        """The configured measurands the meter can compute (others are skipped)."""
+        out = [str(m) for m in names if str(m) in SUPPORTED_MEASURANDS]
+        return out or ["Energy.Active.Import.Register"]
+
+    def limit_w(self, port: Port) -> float | None:
+        now = self.st.now()
+        tx = port.tx
+        return port.profiles.limit_w(
+            now,
+            voltage=port.meter.nominal_voltage,
+            phases=port.meter.phases,
+            tx_start=tx.started_at if tx else None,
+            transaction_id=self.tx_ref(tx) if tx else None,
+        )
+
+    def advance(self, port: Port) -> None:
+        """Integrate the meter up to now."""
+        now = self.st.clock()
+        seconds = max(0.0, now - port.last_advance)
+        port.last_advance = now
+        facts = self.facts(port.id)
+        drawing = (
+            port.tx is not None
+            and facts.ev_drawing
+            and not facts.evse_suspended
+            and facts.fault is None
+            and port.meter.battery is not None
+        )
+        port.meter.advance(seconds, limit_w=self.limit_w(port), drawing=drawing)
+
+    def any_transaction(self) -> bool:
+        return any(p.tx is not None for p in self.ports.values())
+
+    def find_tx(self, key: str) -> Port | None:
+        for port in self.ports.values():
+            if port.tx is not None and port.tx.key == key:
+                return port
+        return None
+
+    # -- operator and EV actions -----------------------------------------------------------------
+
+    def _event(self, port: Port, event: Event, **kw: Any) -> bool:
+        try:
+            return self.handle(port.id, event, **kw)
+        except InvalidEvent as exc:
+            raise ActionRefused(str(exc)) from None
+
+    async def plug(self, port_id: int) -> None:
+        port = self.port(port_id)
+        self.advance(port)
+        due = self._event(port, Event.PLUG_IN)
+        port.meter.battery = self.new_battery()
+        if due:
+            await self.start(port, "CablePluggedIn")
+        else:
+            await self.st.save()
+
+    async def unplug(self, port_id: int) -> None:
+        port = self.port(port_id)
+        if not self.facts(port_id).plugged:
+            raise ActionRefused(f"no cable is plugged in on connector {port_id}")
+        if port.tx is not None and self.stop_on_ev_disconnect():
+            await self.stop(port, StopCause.EV_DISCONNECTED, "EVCommunicationLost")
+        elif port.tx is not None:
+            self.advance(port)
+            self.handle(port.id, Event.EV_STOPS_DRAWING)
+        self._event(port, Event.UNPLUG)
+        port.meter.battery = None
+        await self.st.save()
+
+    def stop_on_ev_disconnect(self) -> bool:
+        return True
+
+    def _token_matches(self, token: str, other: str | None) -> bool:
+        return other is not None and token.casefold() == other.casefold()
+
+    async def present_token(
+        self, token: str, port_id: int, *, token_type: str | None = None, remote: bool = False
+    ) -> str:
+        """An id token at connector ``port_id``: stop its transaction (same token) or
+        authorize a new session; the authorization status."""
+        port = self.port(port_id)
+        if port.tx is not None:
+            if self._token_matches(token, port.tx.id_token):
+                await self.stop(port, StopCause.LOCAL, "StopAuthorized")
+                return "Accepted"
+            raise ActionRefused(f"a transaction of another id token runs on {port_id}")
+        refusal = self.facts_refusal(port_id, Event.AUTHORIZE)
+        if refusal is not None:
+            raise ActionRefused(refusal)
+        reservation = port.reservation
+        status = "Accepted" if remote and not self.authorize_remote() else None
+        if reservation is not None and not self._token_matches(token, reservation.id_token):
+            # Reserved for someone else: only a token of the reservation's group (its
+            # parentIdTag / groupIdToken, as the authorization says) may use it (1.6 §5.13,
+            # 2.0.1 H01.FR.09).
+            if reservation.parent_id is None:
+                return "Invalid"
+            status, group = await self.authorize_info(token, token_type)
+            if status == "Accepted" and not self._token_matches(reservation.parent_id, group):
+                return "Invalid"
+        if status is None:
+            status = await self.authorize(token, token_type)
+        if status != "Accepted":
+            return status
+        port.token, port.token_type = token, token_type
+        due = self._event(port, Event.AUTHORIZE)
+        if reservation is not None:
+            port.reservation = None
+            port.token_reservation = reservation.id
+        if not due and remote and self.st.config.auto_plug and not self.facts(port_id).plugged:
+            due = self._event(port, Event.PLUG_IN)
+            port.meter.battery = self.new_battery()
+        if due:
+            await self.start(port, "RemoteStart" if remote else "Authorized")
+        else:
+            port.token_at = self.st.clock()  # the cable has ConnectionTimeOut to arrive
+            self.st.wake_timer()
+            await self.st.save()
+        return "Accepted"
+
+    def authorize_remote(self) -> bool:
+        return True
+
+    def facts_refusal(self, port_id: int, event: Event) -> str | None:
+        return None
+
+    async def authorize(self, token: str, token_type: str | None = None) -> str:
+        """The authorization status of ``token``: local decision, else Authorize."""
+        return (await self.authorize_info(token, token_type))[0]
+
+    async def authorize_info(
+        self, token: str, token_type: str | None = None
+    ) -> tuple[str, str | None]:
+        """(status, group / parent id) of ``token``: the local list or cache when the flags
+        allow (1.6 §3.5, 2.0.1 C12-C15), else Authorize, else the offline rules."""
+        now = self.st.now()
+        key = self.token_object(token, token_type)
+        decision = self.auth.decide(key, online=self.st.online, now=now, config=self.settings)
+        if decision.kind is DecisionKind.AUTHORIZE:
+            try:
+                info = await self.authorize_online(token, token_type)
+            except Exception:  # offline, timeout, CALLERROR: decide as offline
+                decision = self.auth.decide(key, online=False, now=now, config=self.settings)
+            else:
+                self.auth.remember(key, info, now=now, config=self.settings)
+                return info.status_at(now), info.group_id
+        known = decision.info
+        group = None if known is None else known.group_id
+        if decision.kind is DecisionKind.ACCEPT:
+            return "Accepted", group
+        return (known.status_at(now) if known else "Invalid"), group
+
+    def token_object(self, token: str, token_type: str | None) -> Any:
+        return token
+
+    async def start(self, port: Port, trigger: str) -> None:
+        """Start a transaction on ``port`` (cable and id token are there)."""
+        self.advance(port)
+        tx = Tx(
+            key=str(uuid.uuid4()),
+            id_token=port.token,
+            token_type=port.token_type,
+            started_at=self.st.now(),
+            meter_start=port.meter.meter_wh,
+            remote_start_id=port.remote_start_id,
+            reservation_id=port.token_reservation,
+            last_periodic=self.st.clock(),
+        )
+        port.token = port.token_type = None
+        port.remote_start_id = None
+        port.token_reservation = None
+        port.tx = tx
+        self.st.hold_posts()  # the statuses follow the start message
+        try:
+            self.handle(port.id, Event.TRANSACTION_STARTED)
+            battery = port.meter.battery
+            if self.facts(port.id).plugged and battery is not None and battery.acceptance() > 0:
+                self.handle(port.id, Event.EV_STARTS_DRAWING)
+            await self.enqueue_start(port, tx, trigger)
+        finally:
+            self.st.release_posts()
+        self.st.wake_timer()
+        self.st.changed()
+
+    async def stop(self, port: Port, cause: StopCause, trigger: str) -> None:
+        """End the transaction on ``port`` with ``cause``."""
+        tx = port.tx
+        if tx is None:
+            raise ActionRefused(f"no transaction runs on connector {port.id}")
+        self.advance(port)
+        port.tx = None
+        port.profiles.end_transaction(self.tx_ref(tx))
+        for pid in [p for p in port.raw_profiles if p not in {x.id for x in port.profiles}]:
+            del port.raw_profiles[pid]
+        self.st.hold_posts()
+        try:
+            self.handle(port.id, Event.TRANSACTION_STOPPED)
+            await self.enqueue_stop(port, tx, cause, trigger)
+        finally:
+            self.st.release_posts()
+        port.meter.advance(0.0, drawing=False)  # power reads 0 from now on
+        self.st.changed()
+
+    async def stop_all(self, cause: StopCause, trigger: str) -> None:
+        for port in self.ports.values():
+            if port.tx is not None:
+                await self.stop(port, cause, trigger)
+
+    async def fault(self, port_id: int, error_code: str) -> None:
+        if port_id != 0:
+            port = self.port(port_id)
+            self.advance(port)
+        try:
+            self.handle(port_id, Event.FAULT_RAISED, error_code=error_code)
+        except (InvalidEvent, ValueError) as exc:
+            raise ActionRefused(str(exc)) from None
+        await self.st.save()
+
+    async def clear_fault(self, port_id: int) -> None:
+        if port_id != 0:
+            port = self.port(port_id)
+            port.last_advance = self.st.clock()
+        try:
+            self.handle(port_id, Event.FAULT_CLEARED)
+        except InvalidEvent as exc:
+            raise ActionRefused(str(exc)) from None
+        await self.st.save()
+
+    async def ev_suspend(self, port_id: int) -> None:
+        port = self.port(port_id)
+        self.advance(port)
+        self._event(port, Event.EV_STOPS_DRAWING)
+        await self.st.save()
+
+    async def ev_resume(self, port_id: int) -> None:
+        port = self.port(port_id)
+        self.advance(port)
+        self._event(port, Event.EV_STARTS_DRAWING)
+        await self.st.save()
+
+    # -- reservations ------------------------------------------------------------------------------
+
+    def reserve(self, port: Port, reservation: Reservation) -> str:
+        """ReserveNow on ``port``: Accepted, Occupied, Faulted or Unavailable."""
+        facts = self.facts(port.id)
+        if port.reservation is not None and port.reservation.id == reservation.id:
+            port.reservation = reservation  # same id: replaces (1.6 §5.13, H01.FR.02)
+            return "Accepted"
+        if facts.fault is not None:
+            return "Faulted"
+        if facts.inoperative:
+            return "Unavailable"
+        if facts.transaction or facts.plugged or facts.authorized or facts.reserved:
+            return "Occupied"
+        self.handle(port.id, Event.RESERVE)
+        port.reservation = reservation
+        self.st.wake_timer()
+        return "Accepted"
+
+    def cancel_reservation(self, reservation_id: int) -> Port | None:
+        for port in self.ports.values():
+            if port.reservation is not None and port.reservation.id == reservation_id:
+                port.reservation = None
+                if self.facts(port.id).reserved:
+                    self.handle(port.id, Event.RESERVATION_ENDED)
+                return port
+        return None
+
+    def post_idle_aligned(self, port: Port) -> None:  # noqa: B027 (optional hook)
+        """A clock-aligned sample of a connector without a transaction (not queued)."""
+
+    def reservation_expired(self, port: Port, reservation: Reservation) -> None:  # noqa: B027 (optional hook)
+        """Hook: a reservation expired (2.0.1 sends ReservationStatusUpdate)."""
+
+    # -- the timer ---------------------------------------------------------------------------------
+
+    async def on_timer(self) -> float | None:
+        """Do what is due now; the runtime clock time of the next thing due (None: nothing)."""
+        clock = self.st.clock()
+        wall = self.st.now()
+        due: list[float] = []
+        interval = self.sample_interval()
+        timeout = self.connection_timeout()
+        for port in self.ports.values():
+            if port.token is not None and port.tx is None and timeout > 0:
+                if clock - port.token_at >= timeout and self.facts(port.id).authorized:
+                    # 1.6 ConnectionTimeOut / 2.0.1 EVConnectionTimeOut: no cable came
+                    port.token = port.token_type = None
+                    port.remote_start_id = port.token_reservation = None
+                    self.handle(port.id, Event.AUTHORIZATION_ENDED)
+                    await self.st.save()
+                else:
+                    due.append(port.token_at + timeout)
+            reservation = port.reservation
+            if reservation is not None:
+                if wall >= reservation.expires_at:
+                    self.cancel_reservation(reservation.id)
+                    self.reservation_expired(port, reservation)
+                    await self.st.save()
+                else:
+                    due.append(clock + (reservation.expires_at - wall).total_seconds())
+            tx = port.tx
+            if tx is None:
+                continue
+            await self._check_drawing(port)
+            if interval > 0:
+                if clock - tx.last_periodic >= interval:
+                    tx.last_periodic = clock
+                    self.advance(port)
+                    await self.enqueue_sample(port, tx, aligned=False, trigger="MeterValuePeriodic")
+                due.append(tx.last_periodic + interval)
+            due.append(clock + MAX_TIMER_SLEEP)
+        aligned = self.aligned_interval()
+        if aligned > 0:
+            if self._next_aligned is None:
+                self._next_aligned = next_clock_aligned(wall, aligned)
+            if wall >= self._next_aligned:
+                self._next_aligned = next_clock_aligned(wall, aligned)
+                for port in self.ports.values():
+                    self.advance(port)
+                    if port.tx is not None:
+                        await self.enqueue_sample(
+                            port, port.tx, aligned=True, trigger="MeterValueClock"
+                        )
+                    else:
+                        self.post_idle_aligned(port)
+            due.append(clock + (self._next_aligned - wall).total_seconds())
+        else:
+            self._next_aligned = None
+        return min(due) if due else None
+
+    async def _check_drawing(self, port: Port) -> None:
+        """The EV reaching its target SoC stops drawing; a profile limit of 0 suspends."""
+        facts = self.facts(port.id)
+        self.advance(port)
+        limit = self.limit_w(port)
+        if limit is not None and limit <= 0 and not facts.evse_suspended:
+            self.handle(port.id, Event.EVSE_SUSPENDS)
+        elif (limit is None or limit > 0) and facts.evse_suspended:
+            self.handle(port.id, Event.EVSE_RESUMES)
+        battery = port.meter.battery
+        if facts.ev_drawing and battery is not None and battery.acceptance() <= 0:
+            self.handle(port.id, Event.EV_STOPS_DRAWING)
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        ports = {}
+        for port in self.ports.values():
+            battery = port.meter.battery
+            ports[str(port.id)] = {
+                "facts": dataclasses.asdict(self.facts(port.id)),
+                "register_wh": port.meter.register_wh,
+                "battery": None if battery is None else dataclasses.asdict(battery),
+                "tx": None if port.tx is None else port.tx.to_dict(),
+                "reservation": None if port.reservation is None else port.reservation.to_dict(),
+                "profiles": list(port.raw_profiles.values()),
+            }
+        return {
+            "ocpp": self.version,
+            "ports": ports,
+            "auth": self.auth.to_dict(),
+            "model": self.model_to_dict(),
+            "firmware_status": self.firmware_status,
+        }
+
+    def load_dict(self, data: dict[str, Any]) -> list[tuple[Port, Tx]]:
+        """Restore from :meth:`to_dict`; returns the transactions that were running."""
+        self.model_from_dict(data.get("model", {}))
+        self.auth.load_dict(data.get("auth", {}))
+        self.firmware_status = str(data.get("firmware_status", "Idle"))
+        running: list[tuple[Port, Tx]] = []
+        for key, item in data.get("ports", {}).items():
+            port = self.ports.get(int(key))
+            if port is None:
+                continue
+            port.meter.register_wh = float(item.get("register_wh", 0.0))
+            battery = item.get("battery")
+            if battery is not None:
+                battery["taper"] = tuple(tuple(p) for p in battery["taper"])
+                port.meter.battery = EvBattery(**battery)
+            if item.get("reservation"):
+                port.reservation = Reservation.from_dict(item["reservation"])
+            for raw in item.get("profiles", []):
+                self.install_profile(port, raw)
+            facts = Facts(**item.get("facts", {}))
+            tx = Tx.from_dict(item["tx"]) if item.get("tx") else None
+            if tx is not None:
+                running.append((port, tx))
+            self.restore_facts(
+                port,
+                dataclasses.replace(
+                    facts,
+                    transaction=False,
+                    authorized=False,
+                    ev_drawing=False,
+                    finishing=facts.plugged and tx is not None,
+                    scheduled=None,
+                ),
+            )
+        return running
+
+    @abc.abstractmethod
+    def restore_facts(self, port: Port, facts: Facts) -> None: ...
+
+    @abc.abstractmethod
+    def install_profile(self, port: Port, raw: dict[str, Any]) -> None: ...
+
+    async def recover(self, running: list[tuple[Port, Tx]]) -> None:
+        """Transactions that were running when the process died end with PowerLoss.
+
+        We end rather than resume them (2.1 E17 resumes): an emulator killed mid-session
+        models a charger that lost power, and 1.6 / 2.0.1 have no resume. The meter reading
+        is the last one persisted (the energy while the process was dead is unknown), so
+        the CSMS sees no energy that was never measured.
+        """
+        for port, tx in running:
+            port.last_advance = self.st.clock()
+            port.profiles.end_transaction(self.tx_ref(tx))
+            for pid in [p for p in port.raw_profiles if p not in {x.id for x in port.profiles}]:
+                del port.raw_profiles[pid]
+            await self.enqueue_stop(port, tx, StopCause.POWER_LOSS, "AbnormalCondition")

@@ -1,0 +1,611 @@
+"""OCPP 1.6 behaviour: the messages a 1.6 station sends and its answers to the Central System.
+
+Model: :class:`~.status.ChargePoint16` (connector 0 and 1..n), :class:`~.config16.
+Configuration16` (the standard keys, persisted), :class:`~.delivery.TransactionIds` (our
+transaction key -> the Central System's ``transactionId``; -1 until the
+StartTransaction.conf came, errata 3.18, resolved when each message is *sent*).
+
+CSMS-initiated messages answered (Core, FirmwareManagement, LocalAuthListManagement,
+Reservation, SmartCharging, RemoteTrigger): RemoteStart/StopTransaction, Reset,
+ChangeAvailability, UnlockConnector, Get/ChangeConfiguration, ClearCache, TriggerMessage,
+DataTransfer (``UnknownVendorId``: no vendor extensions), SendLocalList,
+GetLocalListVersion, ReserveNow, CancelReservation, Set/ClearChargingProfile,
+GetCompositeSchedule, UpdateFirmware, GetDiagnostics. Any other action (the Security
+extension's) is answered ``NotSupported`` by the router, as OCPP-J §4.2.3 says for a known
+action the station does not implement. Handlers answer at once and do the slow part (a
+stop, a reboot, firmware steps) in the background, so the CALLRESULT precedes the messages
+it causes (1.6 §5.17 TriggerMessage: "the Charge Point SHALL first send the .conf").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ocppkit.messages import v16
+from ocppkit.station.authorization import AuthInfo, AuthSettings
+from ocppkit.station.behaviour import Behaviour, Port, Reservation, Tx
+from ocppkit.station.charging_profile import Purpose, from_v16
+from ocppkit.station.config16 import Configuration16
+from ocppkit.station.delivery import TransactionIds, with_transaction_id
+from ocppkit.station.meter import (
+    ENERGY,
+    Reading,
+    StopCause,
+    meter_value_v16,
+    stop_meter_value_v16,
+)
+from ocppkit.station.status import ChargePoint16, Connector16, Event, Facts
+
+if TYPE_CHECKING:
+    from ocppkit.station.station import Station
+
+__all__ = ["Behaviour16"]
+
+_V16_MEASURANDS = frozenset(m.value for m in v16.Measurand)
+_UNSET = msgspec.UNSET
+
+
+def _opt(value: Any) -> Any:
+    return None if value is _UNSET else value
+
+
+class Behaviour16(Behaviour):
+    """An OCPP 1.6 station's model, messages and CSMS handlers."""
+
+    version = "1.6"
+
+    def __init__(self, station: Station) -> None:
+        cfg = station.config
+        values = {
+            "NumberOfConnectors": str(cfg.connectors),
+            "MeterValueSampleInterval": str(cfg.meter_values_interval),
+            "ClockAlignedDataInterval": str(cfg.clock_aligned_interval),
+            "SecurityProfile": str(cfg.security_profile),
+        }
+        measurands = [m for m in cfg.measurands if m in _V16_MEASURANDS]
+        if measurands:
+            values["MeterValuesSampledData"] = ",".join(measurands[:8])
+        if cfg.transaction_attempts is not None:
+            values["TransactionMessageAttempts"] = str(cfg.transaction_attempts)
+        if cfg.transaction_retry_interval is not None:
+            values["TransactionMessageRetryInterval"] = str(cfg.transaction_retry_interval)
+        self.config = Configuration16(values)
+        self.cp = ChargePoint16.with_connectors(cfg.connectors)
+        self.ids = TransactionIds()
+        super().__init__(station)
+
+    # -- model ------------------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> AuthSettings:
+        return self.config
+
+    def facts(self, port: int) -> Facts:
+        return self.cp.connector(port).facts
+
+    def status_of(self, port: int) -> str:
+        return str(self.cp.connector(port).status)
+
+    def facts_refusal(self, port_id: int, event: Event) -> str | None:
+        return self.cp.connector(port_id).refusal(event)
+
+    def handle(self, port: int, event: Event, *, error_code: str = "OtherError") -> bool:
+        outcomes, notes = self.cp.handle_outcome(
+            port, event, now=self.st.now(), error_code=error_code
+        )
+        for note in notes:
+            self.st.post("StatusNotification", note)
+        self._sync_reservations()
+        return any(o.transaction_due for o in outcomes)
+
+    def _sync_reservations(self) -> None:
+        for port in self.ports.values():
+            if port.reservation is not None and not self.facts(port.id).reserved:
+                port.reservation = None  # cancelled by an availability change (rule 3)
+
+    def restore_facts(self, port: Port, facts: Facts) -> None:
+        self.cp.connectors[port.id] = Connector16(port.id, facts)
+
+    def install_profile(self, port: Port, raw: dict[str, Any]) -> None:
+        profile = msgspec.convert(raw, v16.ChargingProfile)
+        port.profiles.install(from_v16(profile))
+        port.raw_profiles[profile.charging_profile_id] = raw
+        for pid in [p for p in port.raw_profiles if p not in {x.id for x in port.profiles}]:
+            del port.raw_profiles[pid]
+
+    def tx_ref(self, tx: Tx) -> str:
+        return str(self.ids.resolve(tx.key))
+
+    def sample_interval(self) -> int:
+        return self.config.meter_value_sample_interval
+
+    def aligned_interval(self) -> int:
+        return self.config.clock_aligned_data_interval
+
+    def heartbeat_interval(self) -> int:
+        return self.config.heartbeat_interval
+
+    def set_heartbeat_interval(self, seconds: int) -> None:
+        self.config.change_configuration("HeartbeatInterval", str(seconds))
+
+    def password(self) -> str | None:
+        return self.config.authorization_key or self.st.config.password
+
+    def retry_policy(self) -> tuple[int, float]:
+        return (
+            self.config.transaction_message_attempts,
+            float(self.config.transaction_message_retry_interval),
+        )
+
+    def ping_interval(self) -> float | None:
+        interval = self.config.web_socket_ping_interval
+        return float(interval) if interval > 0 else None
+
+    def connection_timeout(self) -> int:
+        return self.config.connection_timeout
+
+    def stop_on_ev_disconnect(self) -> bool:
+        return self.config.stop_transaction_on_ev_side_disconnect
+
+    def authorize_remote(self) -> bool:
+        return self.config.authorize_remote_tx_requests
+
+    def model_to_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "ids": self.ids.to_dict(),
+            "cp": {"fault": self.cp.fault, "inoperative": self.cp.inoperative},
+        }
+
+    def model_from_dict(self, data: dict[str, Any]) -> None:
+        if "config" in data:
+            self.config = Configuration16.from_dict(data["config"])
+        self.ids = TransactionIds.from_dict(data.get("ids", {}))
+        cp = data.get("cp", {})
+        self.cp.fault = cp.get("fault")
+        if cp.get("inoperative"):
+            self.cp.change_availability(0, operative=False, now=self.st.now())
+
+    def reboot_model(self) -> None:
+        self.config.reboot()
+
+    # -- messages ---------------------------------------------------------------------------------
+
+    def boot_request(self, reason: str) -> msgspec.Struct:
+        cfg = self.st.config
+        request = v16.BootNotificationRequest(
+            charge_point_vendor=cfg.vendor[:20],
+            charge_point_model=cfg.model[:20],
+            firmware_version=cfg.firmware_version[:50],
+        )
+        if cfg.serial_number:
+            request.charge_point_serial_number = cfg.serial_number[:25]
+        return request
+
+    def heartbeat_request(self) -> msgspec.Struct:
+        return v16.HeartbeatRequest()
+
+    def status_notifications(self) -> list[msgspec.Struct]:
+        return list(self.cp.boot_notifications(self.st.now()))
+
+    async def authorize_online(self, token: str, token_type: str | None) -> AuthInfo:
+        reply = await self.st.request("Authorize", v16.AuthorizeRequest(id_tag=token))
+        return AuthInfo.from_v16(reply.id_tag_info)
+
+    async def enqueue_start(self, port: Port, tx: Tx, trigger: str) -> None:
+        request = v16.StartTransactionRequest(
+            connector_id=port.id,
+            id_tag=(tx.id_token or "")[:20],
+            meter_start=tx.meter_start,
+            timestamp=tx.started_at,
+        )
+        if tx.reservation_id is not None:
+            request.reservation_id = tx.reservation_id
+        await self.st.enqueue("StartTransaction", request, tx_key=tx.key)
+
+    async def enqueue_sample(self, port: Port, tx: Tx, *, aligned: bool, trigger: str) -> None:
+        names = (
+            self.config.meter_values_aligned_data
+            if aligned
+            else self.config.meter_values_sampled_data
+        )
+        context = v16.ReadingContext.SAMPLE_CLOCK if aligned else v16.ReadingContext.SAMPLE_PERIODIC
+        value = meter_value_v16(
+            port.meter.readings(self.measurands(names)), timestamp=self.st.now(), context=context
+        )
+        request = v16.MeterValuesRequest(
+            connector_id=port.id, transaction_id=self.ids.resolve(tx.key), meter_value=[value]
+        )
+        await self.st.enqueue("MeterValues", request, tx_key=tx.key)
+
+    def post_idle_aligned(self, port: Port) -> None:
+        """§3.16 / key ClockAlignedDataInterval: every connector reports at the aligned
+        times; without a transaction the values carry no transactionId (not queued)."""
+        value = meter_value_v16(
+            port.meter.readings(self.measurands(self.config.meter_values_aligned_data)),
+            timestamp=self.st.now(),
+            context=v16.ReadingContext.SAMPLE_CLOCK,
+        )
+        self.st.post(
+            "MeterValues", v16.MeterValuesRequest(connector_id=port.id, meter_value=[value])
+        )
+
+    async def enqueue_stop(self, port: Port, tx: Tx, cause: StopCause, trigger: str) -> None:
+        now = self.st.now()
+        begin = stop_meter_value_v16(
+            [Reading(ENERGY, float(tx.meter_start), "Wh")],
+            timestamp=tx.started_at,
+            context=v16.ReadingContext.TRANSACTION_BEGIN,
+        )
+        end = stop_meter_value_v16(
+            port.meter.readings(self.measurands(self.config.stop_txn_sampled_data)),
+            timestamp=now,
+        )
+        request = v16.StopTransactionRequest(
+            meter_stop=port.meter.meter_wh,
+            timestamp=now,
+            transaction_id=self.ids.resolve(tx.key),
+            reason=cause.v16,
+            transaction_data=[begin, end],
+        )
+        if tx.id_token:
+            request.id_tag = tx.id_token[:20]
+        await self.st.enqueue("StopTransaction", request, tx_key=tx.key)
+
+    def prepare(self, action: str, payload: bytes, tx_key: str | None) -> dict[str, Any]:
+        if tx_key is not None and action in ("StopTransaction", "MeterValues"):
+            payload = with_transaction_id(action, payload, self.ids.resolve(tx_key))
+        result: dict[str, Any] = msgspec.json.decode(payload)
+        return result
+
+    def on_delivered(self, action: str, payload: bytes, tx_key: str | None, reply: Any) -> None:
+        if tx_key is None:
+            return
+        if action == "StartTransaction":
+            self.ids.confirm(tx_key, reply.transaction_id)
+            request = msgspec.json.decode(payload, type=v16.StartTransactionRequest)
+            info = AuthInfo.from_v16(reply.id_tag_info)
+            self.auth.remember(request.id_tag, info, now=self.st.now(), config=self.config)
+            port = self.find_tx(tx_key)
+            if (
+                info.status != "Accepted"
+                and port is not None
+                and self.config.stop_transaction_on_invalid_id
+            ):
+                self.st.spawn(self.stop(port, StopCause.DE_AUTHORIZED, "Deauthorized"))
+        elif action == "StopTransaction":
+            self.ids.forget(tx_key)
+
+    def on_dropped(self, action: str, tx_key: str | None) -> None:
+        if action == "StopTransaction" and tx_key is not None:
+            self.ids.forget(tx_key)
+
+    # -- CSMS-initiated messages --------------------------------------------------------------
+
+    def register_handlers(self) -> None:
+        r = self.register
+        r("RemoteStartTransaction", self.on_remote_start)
+        r("RemoteStopTransaction", self.on_remote_stop)
+        r("Reset", self.on_reset)
+        r("ChangeAvailability", self.on_change_availability)
+        r("UnlockConnector", self.on_unlock)
+        r("GetConfiguration", self.on_get_configuration)
+        r("ChangeConfiguration", self.on_change_configuration)
+        r("ClearCache", self.on_clear_cache)
+        r("TriggerMessage", self.on_trigger)
+        r("DataTransfer", self.on_data_transfer)
+        r("SendLocalList", self.on_send_local_list)
+        r("GetLocalListVersion", self.on_get_local_list_version)
+        r("ReserveNow", self.on_reserve_now)
+        r("CancelReservation", self.on_cancel_reservation)
+        r("SetChargingProfile", self.on_set_charging_profile)
+        r("ClearChargingProfile", self.on_clear_charging_profile)
+        r("GetCompositeSchedule", self.on_get_composite_schedule)
+        r("UpdateFirmware", self.on_update_firmware)
+        r("GetDiagnostics", self.on_get_diagnostics)
+
+    def on_remote_start(self, req: v16.RemoteStartTransactionRequest, _: Any) -> dict[str, Any]:
+        """1.6 §5.11: Accepted when a transaction can start on the connector."""
+        rejected = {"status": "Rejected"}
+        connector = _opt(req.connector_id)
+        if connector is None:
+            free = [p for p in self.ports.values() if self._may_start(p)]
+            if not free:
+                return rejected
+            port = free[0]
+        elif connector not in self.ports or not self._may_start(self.ports[connector]):
+            return rejected
+        else:
+            port = self.ports[connector]
+        profile = _opt(req.charging_profile)
+        if profile is not None:
+            if profile.charging_profile_purpose is not v16.ChargingProfilePurposeType.TX_PROFILE:
+                return rejected  # §5.11: only a TxProfile may come with a remote start
+            try:
+                self.install_profile(port, msgspec.to_builtins(profile))
+            except (ValueError, msgspec.ValidationError):
+                return rejected
+        self.st.spawn(self.present_token(req.id_tag, port.id, remote=True))
+        return {"status": "Accepted"}
+
+    def _may_start(self, port: Port) -> bool:
+        return port.tx is None and self.cp.connector(port.id).accepts(Event.AUTHORIZE)
+
+    def on_remote_stop(self, req: v16.RemoteStopTransactionRequest, _: Any) -> dict[str, Any]:
+        for port in self.ports.values():
+            if port.tx is not None and self.ids.resolve(port.tx.key) == req.transaction_id:
+                self.st.spawn(self.stop(port, StopCause.REMOTE, "RemoteStop"))
+                return {"status": "Accepted"}
+        return {"status": "Rejected"}
+
+    def on_reset(self, req: v16.ResetRequest, _: Any) -> dict[str, Any]:
+        hard = req.type is v16.ResetType.HARD
+        self.st.spawn(self._reset(hard))
+        return {"status": "Accepted"}
+
+    async def _reset(self, hard: bool) -> None:
+        """1.6 §5.14: stop transactions (reason Soft/HardReset), then reboot."""
+        await asyncio.sleep(0.05)  # the .conf goes out first
+        await self.stop_all(StopCause.HARD_RESET if hard else StopCause.SOFT_RESET, "ResetCommand")
+        with contextlib.suppress(TimeoutError):
+            await self.st.wait_for_state(lambda s: s["queued"] == 0, 2.0)
+        self.st.request_reboot("PowerUp")
+
+    async def on_change_availability(
+        self, req: v16.ChangeAvailabilityRequest, _: Any
+    ) -> dict[str, Any]:
+        if req.connector_id != 0 and req.connector_id not in self.ports:
+            return {"status": "Rejected"}
+        operative = req.type is v16.AvailabilityType.OPERATIVE
+        answer, notes = self.cp.change_availability(
+            req.connector_id, operative=operative, now=self.st.now()
+        )
+        for note in notes:
+            self.st.post("StatusNotification", note)
+        self._sync_reservations()
+        await self.st.save()
+        return {"status": str(answer)}
+
+    def on_unlock(self, req: v16.UnlockConnectorRequest, _: Any) -> dict[str, Any]:
+        port = self.ports.get(req.connector_id)
+        if port is None:
+            return {"status": "NotSupported"}
+        if port.tx is not None:
+            self.st.spawn(self.stop(port, StopCause.UNLOCK_COMMAND, "UnlockCommand"))
+        return {"status": "Unlocked"}
+
+    def on_get_configuration(self, req: v16.GetConfigurationRequest, _: Any) -> msgspec.Struct:
+        return self.config.handle_get_configuration(req)
+
+    async def on_change_configuration(
+        self, req: v16.ChangeConfigurationRequest, _: Any
+    ) -> dict[str, Any]:
+        if req.key in ("MeterValuesSampledData", "MeterValuesAlignedData", "StopTxnSampledData",
+                       "StopTxnAlignedData"):  # fmt: skip
+            items = [item.strip() for item in req.value.split(",") if item.strip()]
+            if any(self.measurands([item]) != [item] for item in items):
+                return {"status": "Rejected"}  # §5.3: a value the station cannot apply
+        status = self.config.change_configuration(req.key, req.value)
+        await self.st.save()
+        self.st.wake_timer()
+        self.st.wake_heartbeat()
+        return {"status": str(status)}
+
+    async def on_clear_cache(self, req: v16.ClearCacheRequest, _: Any) -> msgspec.Struct:
+        reply = self.auth.clear_cache_v16(config=self.config)
+        await self.st.save()
+        return reply
+
+    def on_trigger(self, req: v16.TriggerMessageRequest, _: Any) -> dict[str, Any]:
+        """1.6 §5.17: Accepted, then the requested message."""
+        connector = _opt(req.connector_id)
+        if connector is not None and connector != 0 and connector not in self.ports:
+            return {"status": "Rejected"}
+        what = req.requested_message
+        now = self.st.now()
+        if what is v16.MessageTrigger.BOOT_NOTIFICATION:
+            self.st.trigger_boot()
+        elif what is v16.MessageTrigger.HEARTBEAT:
+            self.st.spawn(self.st.request("Heartbeat", v16.HeartbeatRequest(), while_pending=True))
+        elif what is v16.MessageTrigger.STATUS_NOTIFICATION:
+            if connector is None:
+                for note in self.cp.boot_notifications(now):
+                    self.st.post("StatusNotification", note, triggered=True)
+            elif connector == 0:
+                self.st.post("StatusNotification", self.cp.notification(now), triggered=True)
+            else:
+                self.st.post(
+                    "StatusNotification",
+                    self.cp.connector(connector).notification(now),
+                    triggered=True,
+                )
+        elif what is v16.MessageTrigger.METER_VALUES:
+            targets = [self.ports[connector]] if connector else list(self.ports.values())
+            for port in targets:
+                self.advance(port)
+                value = meter_value_v16(
+                    port.meter.readings(self.measurands(self.config.meter_values_sampled_data)),
+                    timestamp=now,
+                    context=v16.ReadingContext.TRIGGER,
+                )
+                self.st.post(
+                    "MeterValues",
+                    v16.MeterValuesRequest(connector_id=port.id, meter_value=[value]),
+                    triggered=True,
+                )
+        elif what is v16.MessageTrigger.DIAGNOSTICS_STATUS_NOTIFICATION:
+            self.st.post(
+                "DiagnosticsStatusNotification",
+                {"status": "Uploading" if self.diagnostics_status == "Uploading" else "Idle"},
+                triggered=True,
+            )
+        elif what is v16.MessageTrigger.FIRMWARE_STATUS_NOTIFICATION:
+            busy = self.firmware_status in ("Downloading", "Downloaded", "Installing")
+            self.st.post(
+                "FirmwareStatusNotification",
+                {"status": self.firmware_status if busy else "Idle"},
+                triggered=True,
+            )
+        else:  # pragma: no cover - the enum has no other member
+            return {"status": "NotImplemented"}
+        return {"status": "Accepted"}
+
+    def on_data_transfer(self, req: v16.DataTransferRequest, _: Any) -> dict[str, Any]:
+        return {"status": "UnknownVendorId"}
+
+    async def on_send_local_list(self, req: v16.SendLocalListRequest, _: Any) -> msgspec.Struct:
+        reply = self.auth.send_local_list_v16(req, config=self.config)
+        await self.st.save()
+        return reply
+
+    def on_get_local_list_version(self, req: Any, _: Any) -> msgspec.Struct:
+        return self.auth.get_local_list_version_v16(config=self.config)
+
+    async def on_reserve_now(self, req: v16.ReserveNowRequest, _: Any) -> dict[str, Any]:
+        port = self.ports.get(req.connector_id)
+        if port is None:  # connector 0: ReserveConnectorZeroSupported is false (§5.13)
+            return {"status": "Rejected"}
+        reservation = Reservation(
+            id=req.reservation_id,
+            id_token=req.id_tag,
+            expires_at=req.expiry_date,
+            parent_id=_opt(req.parent_id_tag),
+        )
+        status = self.reserve(port, reservation)
+        await self.st.save()
+        return {"status": status}
+
+    async def on_cancel_reservation(
+        self, req: v16.CancelReservationRequest, _: Any
+    ) -> dict[str, Any]:
+        port = self.cancel_reservation(req.reservation_id)
+        await self.st.save()
+        return {"status": "Accepted" if port is not None else "Rejected"}
+
+    async def on_set_charging_profile(
+        self, req: v16.SetChargingProfileRequest, _: Any
+    ) -> dict[str, Any]:
+        """1.6 §5.16 / §3.13: a TxProfile needs a transaction on its connector; the
+        ChargePointMaxProfile goes to connector 0; a profile on connector 0 applies to all."""
+        rejected = {"status": "Rejected"}
+        profile = req.cs_charging_profiles
+        purpose = profile.charging_profile_purpose
+        connector = req.connector_id
+        if connector != 0 and connector not in self.ports:
+            return rejected
+        if purpose is v16.ChargingProfilePurposeType.TX_PROFILE and (
+            connector == 0 or self.ports[connector].tx is None
+        ):
+            return rejected
+        if purpose is v16.ChargingProfilePurposeType.CHARGE_POINT_MAX_PROFILE and connector != 0:
+            return rejected
+        if profile.stack_level > self.config.get_int("ChargeProfileMaxStackLevel", 8):
+            return rejected
+        raw = msgspec.to_builtins(profile)
+        targets = list(self.ports.values()) if connector == 0 else [self.ports[connector]]
+        try:
+            for port in targets:
+                self.install_profile(port, raw)
+        except (ValueError, msgspec.ValidationError):
+            return rejected
+        await self.st.save()
+        self.st.wake_timer()
+        return {"status": "Accepted"}
+
+    async def on_clear_charging_profile(
+        self, req: v16.ClearChargingProfileRequest, _: Any
+    ) -> dict[str, Any]:
+        connector = _opt(req.connector_id)
+        purpose = _opt(req.charging_profile_purpose)
+        targets = (
+            list(self.ports.values())
+            if connector in (None, 0)
+            else [p for p in self.ports.values() if p.id == connector]
+        )
+        removed = 0
+        for port in targets:
+            ids = port.profiles.clear(
+                profile_id=_opt(req.id),
+                purpose=None if purpose is None else _PURPOSE_16[purpose],
+                stack_level=_opt(req.stack_level),
+            )
+            for pid in ids:
+                port.raw_profiles.pop(pid, None)
+            removed += len(ids)
+        await self.st.save()
+        self.st.wake_timer()
+        return {"status": "Accepted" if removed else "Unknown"}
+
+    def on_get_composite_schedule(
+        self, req: v16.GetCompositeScheduleRequest, _: Any
+    ) -> dict[str, Any]:
+        port = self.ports.get(req.connector_id or 1)
+        if port is None:
+            return {"status": "Rejected"}
+        unit = "W" if req.charging_rate_unit is v16.ChargingRateUnitType.W else "A"
+        start = self.st.now()
+        periods = self.composite_periods(port, start, req.duration, unit)
+        return {
+            "status": "Accepted",
+            "connectorId": req.connector_id,
+            "scheduleStart": start.isoformat(),
+            "chargingSchedule": {
+                "duration": req.duration,
+                "startSchedule": start.isoformat(),
+                "chargingRateUnit": unit,
+                "chargingSchedulePeriod": periods,
+            },
+        }
+
+    def on_update_firmware(self, req: v16.UpdateFirmwareRequest, _: Any) -> dict[str, Any]:
+        self.st.spawn(self._firmware(req.retrieve_date))
+        return {}
+
+    async def _firmware(self, retrieve: datetime.datetime) -> None:
+        """1.6 §5.19: Downloading, Downloaded, Installing, Installed, then a reboot.
+
+        Installing waits for the transactions to end (a real charger does not reboot under a
+        user)."""
+        step = self.st.config.firmware_step_seconds
+        delay = (retrieve - self.st.now()).total_seconds()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        for status in ("Downloading", "Downloaded"):
+            await self._firmware_status(status)
+            await asyncio.sleep(step)
+        await self.st.wait_for_state(lambda s: s["state"] != "charging", 1e9)
+        await self._firmware_status("Installing")
+        await asyncio.sleep(step)
+        await self._firmware_status("Installed")
+        await asyncio.sleep(step / 10)
+        self.st.request_reboot("FirmwareUpdate")
+
+    async def _firmware_status(self, status: str) -> None:
+        self.firmware_status = status
+        self.st.post("FirmwareStatusNotification", {"status": status})
+        await self.st.save()
+
+    def on_get_diagnostics(self, req: v16.GetDiagnosticsRequest, _: Any) -> dict[str, Any]:
+        name = f"diagnostics-{self.st.station_id}-{self.st.now():%Y%m%dT%H%M%SZ}.log"[:255]
+        self.st.spawn(self._diagnostics())
+        return {"fileName": name}
+
+    async def _diagnostics(self) -> None:
+        """1.6 §5.9: Uploading, then Uploaded (the emulator has no file to send)."""
+        for status in ("Uploading", "Uploaded"):
+            self.diagnostics_status = status
+            self.st.post("DiagnosticsStatusNotification", {"status": status})
+            await asyncio.sleep(self.st.config.firmware_step_seconds)
+        self.diagnostics_status = "Idle"
+
+
+_PURPOSE_16 = {
+    v16.ChargingProfilePurposeType.CHARGE_POINT_MAX_PROFILE: Purpose.STATION_MAX,
+    v16.ChargingProfilePurposeType.TX_DEFAULT_PROFILE: Purpose.TX_DEFAULT,
+    v16.ChargingProfilePurposeType.TX_PROFILE: Purpose.TX,
+}
