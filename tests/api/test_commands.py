@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import websockets
 from ocpp.exceptions import InternalError
@@ -29,8 +28,6 @@ from ocpp.v201 import call as c201
 from ocpp.v201 import call_result as r201
 
 from ocppkit.api.commands import COMMANDS, command_path
-from ocppkit.csms import CsmsSettings
-from ocppkit.node import RunningCsms, start_csms
 from ocppkit.protocol import OcppVersion
 
 # (action, request posted to the API, the station's answer, the API's expected 200 body)
@@ -406,27 +403,10 @@ for _cls, _cases in ((Station16, CASES_16), (Station201, CASES_201)):
         setattr(_cls, f"on_{_action}", _handler(_action))
 
 
-Client = tuple[RunningCsms, httpx.AsyncClient]
-
-
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Client]]]:
-    started: list[RunningCsms] = []
-    clients: list[httpx.AsyncClient] = []
-
-    async def start(**overrides: Any) -> Client:
-        database = f"sqlite+aiosqlite:///{tmp_path / 'csms.sqlite3'}"
-        running = await start_csms(CsmsSettings(port=0, api_port=0, database=database, **overrides))
-        started.append(running)
-        client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{running.api_port}", timeout=10)
-        clients.append(client)
-        return running, client
-
-    yield start
-    for client in clients:
-        await client.aclose()
-    for running in started:
-        await running.stop()
+def database_url(tmp_path: Path) -> str:
+    """These cases run on SQLite only (the conftest's ``api`` uses this URL)."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'csms.sqlite3'}"
 
 
 @pytest.fixture

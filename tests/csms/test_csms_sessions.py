@@ -6,9 +6,8 @@ every record still there after a restart (issue acceptance criterion).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +18,6 @@ from ocpp.v201 import ChargePoint as MhStation201
 from ocpp.v201 import call as c201
 from sqlalchemy import func, select
 
-from ocppkit.csms import CsmsSettings
-from ocppkit.node import RunningCsms, start_csms
 from ocppkit.storage import Database
 from ocppkit.storage.models import (
     ConnectorStatus,
@@ -33,26 +30,6 @@ from ocppkit.storage.models import (
 
 def iso(delta: float = 0) -> str:
     return (datetime.now(UTC) + timedelta(seconds=delta)).isoformat()
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'csms.sqlite3'}"
-
-
-@pytest.fixture
-async def csms(db_url: str) -> AsyncIterator[Callable[..., Any]]:
-    started: list[RunningCsms] = []
-
-    async def start(**overrides: Any) -> RunningCsms:
-        running = await start_csms(CsmsSettings(port=0, api_port=0, database=db_url, **overrides))
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        if running.server.is_serving():
-            await running.stop()
 
 
 async def station(port: int, station_id: str, version: str) -> tuple[Any, Any, asyncio.Task[None]]:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,21 +20,12 @@ from ocpp.v21 import ChargePoint as MhStation21
 from ocpp.v21 import call as c21
 from sqlalchemy import func, select
 
-from ocppkit.csms import CsmsSettings
-from ocppkit.node import RunningCsms, start_csms
+from ocppkit.node import RunningCsms
 from ocppkit.storage.models import MeterValue, Station, Transaction
 
 
 def iso() -> str:
     return datetime.now(UTC).isoformat()
-
-
-@pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[RunningCsms]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'csms.sqlite3'}"
-    csms = await start_csms(CsmsSettings(port=0, api_port=0, database=url))
-    yield csms
-    await csms.stop()
 
 
 async def _station(running: RunningCsms, station_id: str) -> tuple[Any, Any, asyncio.Task[None]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,22 +50,6 @@ PASSWORD = "0123456789abcdef0123"  # 20 characters: valid for 1.6 and 2.0.1
 @pytest.fixture
 def pki(tmp_path: Path) -> Pki:
     return make_pki(tmp_path)
-
-
-@pytest.fixture
-async def csms(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    started: list[RunningCsms] = []
-
-    async def start(**overrides: Any) -> RunningCsms:
-        database = f"sqlite+aiosqlite:///{tmp_path / 'csms.sqlite3'}"
-        running = await start_csms(CsmsSettings(port=0, api_port=0, database=database, **overrides))
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        if running.server.is_serving():
-            await running.stop()
 
 
 async def boot_and_heartbeat(cp: Any, version: str) -> None:

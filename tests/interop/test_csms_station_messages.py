@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,8 +23,7 @@ from ocpp.v201 import ChargePoint as MhStation201
 from ocpp.v201 import call as c201
 from sqlalchemy import func, select
 
-from ocppkit.csms import CsmsSettings
-from ocppkit.node import RunningCsms, start_csms
+from ocppkit.node import RunningCsms
 from ocppkit.storage.models import (
     ConnectorStatus,
     DeviceModelEntry,
@@ -40,14 +38,6 @@ from ocppkit.storage.models import (
 
 def iso() -> str:
     return datetime.now(UTC).isoformat()
-
-
-@pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[RunningCsms]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'csms.sqlite3'}"
-    csms = await start_csms(CsmsSettings(port=0, api_port=0, database=url))
-    yield csms
-    await csms.stop()
 
 
 @pytest.fixture

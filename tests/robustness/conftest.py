@@ -34,8 +34,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from ocppkit.csms import CsmsSettings
-from ocppkit.node import RunningCsms, start_csms
+from ocppkit.node import RunningCsms
 from ocppkit.storage import Database
 from ocppkit.storage.models import Base
 
@@ -150,30 +149,8 @@ StationFactory = Callable[..., Awaitable[RawStation]]
 
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
+    """Overrides the shared one (``tests/conftest.py``): tests here lock ``x.sqlite3``."""
     return f"sqlite+aiosqlite:///{tmp_path / 'x.sqlite3'}"
-
-
-@pytest.fixture
-async def csms(db_url: str) -> AsyncIterator[Callable[..., Awaitable[RunningCsms]]]:
-    """Start a real CSMS (``start_csms``) on ephemeral ports with overrides; stopped after."""
-    started: list[RunningCsms] = []
-
-    async def start(**overrides: Any) -> RunningCsms:
-        settings = CsmsSettings(port=0, api_port=0, database=db_url, **overrides)
-        running = await start_csms(settings)
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        if running.server.is_serving():
-            await running.stop()
-
-
-@pytest.fixture
-async def running(csms: Callable[..., Awaitable[RunningCsms]]) -> RunningCsms:
-    """A CSMS with the default settings (profile 0, unknown stations accepted)."""
-    return await csms()
 
 
 @pytest.fixture

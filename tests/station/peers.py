@@ -225,6 +225,28 @@ async def running(
         await asyncio.wait_for(task, 15)
 
 
+@contextlib.asynccontextmanager
+async def with_their_csms(
+    store: StationStore, station_id: str, ocpp_version: str, *, statuses: int
+) -> AsyncIterator[tuple[Station, Recorder, Any]]:
+    """Their CSMS, our station online (2 connectors, meter values every second, quick
+    firmware steps) and its first ``statuses`` StatusNotifications received: (station,
+    recorder, their ChargePoint for calls)."""
+    async with their_csms() as (port, rec):
+        cfg = StationConfig(
+            station_id=station_id,
+            csms_url=f"ws://127.0.0.1:{port}/ocpp",
+            ocpp_version=ocpp_version,
+            meter_values_interval=1,
+            connectors=2,
+            firmware_step_seconds=0.1,
+        )
+        async with running(cfg, store) as station:
+            await online(station)
+            await rec.wait_count("StatusNotification", statuses)
+            yield station, rec, rec.points[station_id]
+
+
 async def online(station: Station, timeout: float = 10.0) -> dict[str, Any]:  # noqa: ASYNC109
     return await station.wait_for_state(lambda s: s["online"], timeout)
 

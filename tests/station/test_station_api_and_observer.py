@@ -6,7 +6,7 @@ runtime's contract with the fleet: observer callbacks, ``wait_for_csms_call``, `
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from ocppkit.csms import CsmsSettings
-from ocppkit.node import RunningCsms, start_csms
+from ocppkit.node import RunningCsms
 from ocppkit.protocol import OutgoingMessageError
 from ocppkit.station.station import StationConfig
 from ocppkit.station.store import StationStore
@@ -45,11 +44,9 @@ class Seen:
 
 
 @pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[RunningCsms]:
-    database = f"sqlite+aiosqlite:///{tmp_path / 'csms.sqlite3'}"
-    started = await start_csms(CsmsSettings(port=0, api_port=0, database=database))
-    yield started
-    await started.stop()
+async def node(csms: Callable[..., Awaitable[RunningCsms]]) -> RunningCsms:
+    """Our CSMS with the default settings (``running`` is the station helper here)."""
+    return await csms()
 
 
 @pytest.mark.parametrize(

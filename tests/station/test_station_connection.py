@@ -10,8 +10,6 @@ import base64
 import json
 import random
 import socket
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,12 +20,6 @@ from ocppkit.station.backoff import Backoff, BackoffSettings
 from ocppkit.station.station import Station, StationConfig
 from ocppkit.station.store import StationStore
 from tests.station.peers import online, running, their_csms
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[StationStore]:
-    async with await StationStore.open(tmp_path / "station.sqlite3") as opened:
-        yield opened
 
 
 def closed_port() -> int:

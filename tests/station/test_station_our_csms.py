@@ -6,48 +6,18 @@ the offline queue across a CSMS restart (1.6 §3.7, 2.0.1 E11/E12, checklist F1)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from ocppkit.csms import CsmsSettings
-from ocppkit.node import RunningCsms, start_csms
 from ocppkit.station.backoff import BackoffSettings
 from ocppkit.station.station import StationConfig
 from ocppkit.station.store import StationStore
 from ocppkit.storage import Database
 from ocppkit.storage.models import MeterValue, Transaction, TransactionEvent
 from tests.station.peers import drained, online, running
-
-
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'csms.sqlite3'}"
-
-
-@pytest.fixture
-async def csms(db_url: str) -> AsyncIterator[Callable[..., Any]]:
-    started: list[RunningCsms] = []
-
-    async def start(**overrides: Any) -> RunningCsms:
-        settings = CsmsSettings(**{"port": 0, "api_port": 0, "database": db_url, **overrides})
-        node = await start_csms(settings)
-        started.append(node)
-        return node
-
-    yield start
-    for node in started:
-        if node.server.is_serving():
-            await node.stop()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[StationStore]:
-    async with await StationStore.open(tmp_path / "station.sqlite3") as opened:
-        yield opened
 
 
 async def rows(db_url: str, model: Any, *where: Any, order: Any = None) -> list[Any]:

@@ -6,7 +6,6 @@ client certificate (3); a wrong password never gets a session.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,12 +24,6 @@ PASSWORD = "0123456789abcdef0123"
 @pytest.fixture
 def pki(tmp_path: Path) -> Pki:
     return make_pki(tmp_path)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[StationStore]:
-    async with await StationStore.open(tmp_path / "station.sqlite3") as opened:
-        yield opened
 
 
 async def csms(tmp_path: Path, pki: Pki, profile: int) -> RunningCsms:

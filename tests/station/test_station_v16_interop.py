@@ -9,7 +9,6 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,32 +18,16 @@ from ocpp.v16 import call as c16
 from ocppkit.station.authorization import AuthInfo
 from ocppkit.station.station import Station, StationConfig
 from ocppkit.station.store import StationStore
-from tests.station.peers import Recorder, drained, online, running, their_csms
+from tests.station.peers import Recorder, drained, online, running, their_csms, with_their_csms
 
 SID = "EMU16"
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[StationStore]:
-    async with await StationStore.open(tmp_path / "station.sqlite3") as opened:
-        yield opened
-
-
-@pytest.fixture
 async def peer(store: StationStore) -> AsyncIterator[tuple[Station, Recorder, Any]]:
     """Their CSMS, our station online; (station, recorder, their ChargePoint for calls)."""
-    async with their_csms() as (port, rec):
-        cfg = StationConfig(
-            station_id=SID,
-            csms_url=f"ws://127.0.0.1:{port}/ocpp",
-            meter_values_interval=1,
-            connectors=2,
-            firmware_step_seconds=0.1,
-        )
-        async with running(cfg, store) as station:
-            await online(station)
-            await rec.wait_count("StatusNotification", 3)
-            yield station, rec, rec.points[SID]
+    async with with_their_csms(store, SID, "1.6", statuses=3) as peer:
+        yield peer
 
 
 def statuses(rec: Recorder, connector: int) -> list[str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,33 +15,16 @@ from ocpp.v201 import call as c201
 
 from ocppkit.station.station import Station, StationConfig
 from ocppkit.station.store import StationStore
-from tests.station.peers import Recorder, online, running, their_csms
+from tests.station.peers import Recorder, online, running, their_csms, with_their_csms
 
 SID = "EMU201"
 TOKEN = {"id_token": "RFID-1", "type": "ISO14443"}
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[StationStore]:
-    async with await StationStore.open(tmp_path / "station.sqlite3") as opened:
-        yield opened
-
-
-@pytest.fixture
 async def peer(store: StationStore) -> AsyncIterator[tuple[Station, Recorder, Any]]:
-    async with their_csms() as (port, rec):
-        cfg = StationConfig(
-            station_id=SID,
-            csms_url=f"ws://127.0.0.1:{port}/ocpp",
-            ocpp_version="2.0.1",
-            meter_values_interval=1,
-            connectors=2,
-            firmware_step_seconds=0.1,
-        )
-        async with running(cfg, store) as station:
-            await online(station)
-            await rec.wait_count("StatusNotification", 2)
-            yield station, rec, rec.points[SID]
+    async with with_their_csms(store, SID, "2.0.1", statuses=2) as peer:
+        yield peer
 
 
 async def call(point: Any, payload: Any) -> Any:

@@ -8,7 +8,9 @@ stations so durability does not cost throughput".
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
@@ -17,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ocppkit.storage import Database, repositories
 from ocppkit.storage.group_commit import GroupCommitter, StorageUnavailableError
-from ocppkit.storage.models import Station
+from ocppkit.storage.models import MeterValue, Station
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -107,3 +109,38 @@ async def test_lost_connection_is_retried_then_reported(db: Database) -> None:
     async with db.session() as session:
         ids = set((await session.execute(select(Station.id))).scalars())
     assert ids == {"CP-retry"}
+
+
+async def test_rows_of_many_callers_go_in_one_write_and_a_bad_one_fails_alone(
+    db: Database,
+) -> None:
+    """Meter values of many stations: one multi-row INSERT per batch; when one caller's rows
+    break a constraint, the others are still committed and only that caller gets the error."""
+    committer = GroupCommitter(db)
+    await committer.run(_register("CP-ROWS"))
+    calls: list[int] = []
+
+    async def writer(session: AsyncSession, rows: Sequence[Any]) -> None:
+        calls.append(len(rows))
+        await repositories.add_meter_values(session, rows)
+
+    def rows(n: int, station: str = "CP-ROWS") -> list[dict[str, Any]]:
+        return [
+            {"station_id": station, "timestamp": NOW + timedelta(seconds=n), "raw_value": str(n)}
+        ]
+
+    await asyncio.gather(*(committer.insert(writer, rows(n)) for n in range(50)))
+    assert calls.count(1) < 50 and sum(calls) == 50  # combined, not one write per caller
+    calls.clear()
+    outcomes = await asyncio.gather(
+        committer.insert(writer, rows(100)),
+        committer.insert(writer, rows(101, station="NO-SUCH-STATION")),  # foreign key fails
+        committer.insert(writer, rows(102)),
+        return_exceptions=True,
+    )
+    await committer.close()
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], IntegrityError)
+    async with db.session() as session:
+        stored = await session.scalar(select(func.count()).select_from(MeterValue))
+    assert stored == 52

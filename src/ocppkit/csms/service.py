@@ -451,7 +451,11 @@ class CsmsService:
     async def _store_meter_values(self, rows: Sequence[MeterValueRow]) -> None:
         started = time.perf_counter()
         try:
-            await self._write(lambda session: repositories.add_meter_values(session, rows))
+            # One multi-row INSERT for every station's samples in the batch.
+            await self.committer.insert(repositories.add_meter_values, rows)
+        except StorageUnavailableError:
+            self.metrics.db_batch_failed("meter_values")
+            raise HandlerError(ErrorCode.INTERNAL_ERROR, "storage unavailable; retry") from None
         except Exception:
             self.metrics.db_batch_failed("meter_values")
             raise

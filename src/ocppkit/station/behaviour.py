@@ -38,10 +38,12 @@ PowerPathClosed and end at the stop/unplug whatever ``TxStartPoint``/``TxStopPoi
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
 import dataclasses
 import datetime
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +51,7 @@ import msgspec
 
 from ocppkit.protocol import Router
 from ocppkit.station.authorization import AuthInfo, AuthSettings, DecisionKind, LocalAuthorization
-from ocppkit.station.charging_profile import ProfileSet
+from ocppkit.station.charging_profile import Profile, ProfileSet, Purpose
 from ocppkit.station.meter import (
     SUPPORTED_MEASURANDS,
     AcSupply,
@@ -157,6 +159,17 @@ class Port:
     token_reservation: int | None = None
     """The reservation the waiting id token used (its id goes into the start message)."""
     last_advance: float = 0.0
+
+    def keep_profile(self, profile: Profile, raw: dict[str, Any]) -> None:
+        """Install ``profile``, received as ``raw``; forget the wire forms it replaced."""
+        self.profiles.install(profile)
+        self.raw_profiles[profile.id] = raw
+        self.prune_raw_profiles()
+
+    def prune_raw_profiles(self) -> None:
+        """Forget the wire forms of the profiles no longer installed."""
+        for pid in [p for p in self.raw_profiles if p not in {x.id for x in self.profiles}]:
+            del self.raw_profiles[pid]
 
 
 class Behaviour(abc.ABC):
@@ -639,6 +652,122 @@ class Behaviour(abc.ABC):
     def reservation_expired(self, port: Port, reservation: Reservation) -> None:  # noqa: B027 (optional hook)
         """Hook: a reservation expired (2.0.1 sends ReservationStatusUpdate)."""
 
+    # -- the CSMS handlers' shared steps -----------------------------------------------------------
+
+    def post_statuses(self, notes: Iterable[Any]) -> None:
+        """Post the StatusNotifications of a status change; drop the reservations it ended
+        (an availability change cancels a reservation, 1.6 rule 3)."""
+        for note in notes:
+            self.st.post("StatusNotification", note)
+        for port in self.ports.values():
+            if port.reservation is not None and not self.facts(port.id).reserved:
+                port.reservation = None
+
+    def _may_start(self, port: Port) -> bool:
+        return port.tx is None and self.facts_refusal(port.id, Event.AUTHORIZE) is None
+
+    def remote_start_port(self, port_id: int | None, profile: Any, tx_profile: Any) -> Port | None:
+        """The port a remote start goes to (without ``port_id``, the first free one), with the
+        ``profile`` it brought installed; None: Rejected (no such port, not free, or a profile
+        whose purpose is not ``tx_profile`` or that cannot be evaluated: 1.6 §5.11, F01.FR.12)."""
+        if port_id is None:
+            free = [p for p in self.ports.values() if self._may_start(p)]
+            if not free:
+                return None
+            port = free[0]
+        elif port_id not in self.ports or not self._may_start(self.ports[port_id]):
+            return None
+        else:
+            port = self.ports[port_id]
+        if profile is not None:
+            if profile.charging_profile_purpose is not tx_profile:
+                return None
+            try:
+                self.install_profile(port, msgspec.to_builtins(profile))
+            except (ValueError, msgspec.ValidationError):
+                return None
+        return port
+
+    async def reboot_when_sent(self, reason: str) -> None:
+        """Reboot with ``reason`` once the queue is empty (2 s at most)."""
+        with contextlib.suppress(TimeoutError):
+            await self.st.wait_for_state(lambda s: s["queued"] == 0, 2.0)
+        self.st.request_reboot(reason)
+
+    async def answer_reserve(self, port: Port, reservation: Reservation) -> dict[str, Any]:
+        """ReserveNow's answer, the reservation (if taken) saved."""
+        status = self.reserve(port, reservation)
+        await self.st.save()
+        return {"status": status}
+
+    async def answer_cancel_reservation(self, reservation_id: int) -> dict[str, Any]:
+        """CancelReservation's answer: Rejected for an unknown reservation."""
+        port = self.cancel_reservation(reservation_id)
+        await self.st.save()
+        return {"status": "Accepted" if port is not None else "Rejected"}
+
+    async def answer_set_profile(
+        self, port_id: int, profile: msgspec.Struct, invalid: tuple[type[Exception], ...]
+    ) -> dict[str, Any]:
+        """Install a checked SetChargingProfile ``profile`` on ``port_id`` (0: on every port);
+        Rejected when it raises one of ``invalid`` (it cannot be evaluated)."""
+        raw = msgspec.to_builtins(profile)
+        targets = list(self.ports.values()) if port_id == 0 else [self.ports[port_id]]
+        try:
+            for port in targets:
+                self.install_profile(port, raw)
+        except invalid:
+            return {"status": "Rejected"}
+        await self.st.save()
+        self.st.wake_timer()
+        return {"status": "Accepted"}
+
+    async def answer_clear_profiles(
+        self,
+        port_id: int | None,
+        *,
+        profile_id: int | None,
+        purpose: Purpose | None,
+        stack_level: int | None,
+    ) -> dict[str, Any]:
+        """ClearChargingProfile on ``port_id`` (None or 0: every port): Unknown when no
+        profile matched."""
+        removed = 0
+        for port in self.ports.values():
+            if port_id not in (None, 0) and port.id != port_id:
+                continue
+            ids = port.profiles.clear(
+                profile_id=profile_id, purpose=purpose, stack_level=stack_level
+            )
+            for pid in ids:
+                port.raw_profiles.pop(pid, None)
+            removed += len(ids)
+        await self.st.save()
+        self.st.wake_timer()
+        return {"status": "Accepted" if removed else "Unknown"}
+
+    async def update_firmware(
+        self, retrieve: datetime.datetime, report: Callable[[str], Awaitable[None]]
+    ) -> None:
+        """Firmware update (1.6 §5.19, 2.0.1 L01): from ``retrieve`` on, Downloading,
+        Downloaded, Installing, Installed (each passed to ``report``), then a reboot.
+
+        Installing waits for the transactions to end (a real charger does not reboot under a
+        user)."""
+        step = self.st.config.firmware_step_seconds
+        delay = (retrieve - self.st.now()).total_seconds()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        for status in ("Downloading", "Downloaded"):
+            await report(status)
+            await asyncio.sleep(step)
+        await self.st.wait_for_state(lambda s: s["state"] != "charging", 1e9)
+        await report("Installing")
+        await asyncio.sleep(step)
+        await report("Installed")
+        await asyncio.sleep(step / 10)
+        self.st.request_reboot("FirmwareUpdate")
+
     # -- the timer ---------------------------------------------------------------------------------
 
     async def on_timer(self) -> float | None:
@@ -784,6 +913,5 @@ class Behaviour(abc.ABC):
         for port, tx in running:
             port.last_advance = self.st.clock()
             port.profiles.end_transaction(self.tx_ref(tx))
-            for pid in [p for p in port.raw_profiles if p not in {x.id for x in port.profiles}]:
-                del port.raw_profiles[pid]
+            port.prune_raw_profiles()
             await self.enqueue_stop(port, tx, StopCause.POWER_LOSS, "AbnormalCondition")

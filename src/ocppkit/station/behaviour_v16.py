@@ -20,8 +20,6 @@ it causes (1.6 §5.17 TriggerMessage: "the Charge Point SHALL first send the .co
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -29,7 +27,7 @@ import msgspec
 from ocppkit.messages import v16
 from ocppkit.station.authorization import AuthInfo, AuthSettings
 from ocppkit.station.behaviour import Behaviour, Port, Reservation, Tx
-from ocppkit.station.charging_profile import Purpose, from_v16
+from ocppkit.station.charging_profile import PURPOSE_V16, from_v16
 from ocppkit.station.config16 import Configuration16
 from ocppkit.station.delivery import TransactionIds, with_transaction_id
 from ocppkit.station.meter import (
@@ -98,25 +96,14 @@ class Behaviour16(Behaviour):
         outcomes, notes = self.cp.handle_outcome(
             port, event, now=self.st.now(), error_code=error_code
         )
-        for note in notes:
-            self.st.post("StatusNotification", note)
-        self._sync_reservations()
+        self.post_statuses(notes)
         return any(o.transaction_due for o in outcomes)
-
-    def _sync_reservations(self) -> None:
-        for port in self.ports.values():
-            if port.reservation is not None and not self.facts(port.id).reserved:
-                port.reservation = None  # cancelled by an availability change (rule 3)
 
     def restore_facts(self, port: Port, facts: Facts) -> None:
         self.cp.connectors[port.id] = Connector16(port.id, facts)
 
     def install_profile(self, port: Port, raw: dict[str, Any]) -> None:
-        profile = msgspec.convert(raw, v16.ChargingProfile)
-        port.profiles.install(from_v16(profile))
-        port.raw_profiles[profile.charging_profile_id] = raw
-        for pid in [p for p in port.raw_profiles if p not in {x.id for x in port.profiles}]:
-            del port.raw_profiles[pid]
+        port.keep_profile(from_v16(msgspec.convert(raw, v16.ChargingProfile)), raw)
 
     def tx_ref(self, tx: Tx) -> str:
         return str(self.ids.resolve(tx.key))
@@ -310,31 +297,17 @@ class Behaviour16(Behaviour):
         r("GetDiagnostics", self.on_get_diagnostics)
 
     def on_remote_start(self, req: v16.RemoteStartTransactionRequest, _: Any) -> dict[str, Any]:
-        """1.6 §5.11: Accepted when a transaction can start on the connector."""
-        rejected = {"status": "Rejected"}
-        connector = _opt(req.connector_id)
-        if connector is None:
-            free = [p for p in self.ports.values() if self._may_start(p)]
-            if not free:
-                return rejected
-            port = free[0]
-        elif connector not in self.ports or not self._may_start(self.ports[connector]):
-            return rejected
-        else:
-            port = self.ports[connector]
-        profile = _opt(req.charging_profile)
-        if profile is not None:
-            if profile.charging_profile_purpose is not v16.ChargingProfilePurposeType.TX_PROFILE:
-                return rejected  # §5.11: only a TxProfile may come with a remote start
-            try:
-                self.install_profile(port, msgspec.to_builtins(profile))
-            except (ValueError, msgspec.ValidationError):
-                return rejected
+        """1.6 §5.11: Accepted when a transaction can start on the connector (only a TxProfile
+        may come with it)."""
+        port = self.remote_start_port(
+            _opt(req.connector_id),
+            _opt(req.charging_profile),
+            v16.ChargingProfilePurposeType.TX_PROFILE,
+        )
+        if port is None:
+            return {"status": "Rejected"}
         self.st.spawn(self.present_token(req.id_tag, port.id, remote=True))
         return {"status": "Accepted"}
-
-    def _may_start(self, port: Port) -> bool:
-        return port.tx is None and self.cp.connector(port.id).accepts(Event.AUTHORIZE)
 
     def on_remote_stop(self, req: v16.RemoteStopTransactionRequest, _: Any) -> dict[str, Any]:
         for port in self.ports.values():
@@ -352,9 +325,7 @@ class Behaviour16(Behaviour):
         """1.6 §5.14: stop transactions (reason Soft/HardReset), then reboot."""
         await asyncio.sleep(0.05)  # the .conf goes out first
         await self.stop_all(StopCause.HARD_RESET if hard else StopCause.SOFT_RESET, "ResetCommand")
-        with contextlib.suppress(TimeoutError):
-            await self.st.wait_for_state(lambda s: s["queued"] == 0, 2.0)
-        self.st.request_reboot("PowerUp")
+        await self.reboot_when_sent("PowerUp")
 
     async def on_change_availability(
         self, req: v16.ChangeAvailabilityRequest, _: Any
@@ -365,9 +336,7 @@ class Behaviour16(Behaviour):
         answer, notes = self.cp.change_availability(
             req.connector_id, operative=operative, now=self.st.now()
         )
-        for note in notes:
-            self.st.post("StatusNotification", note)
-        self._sync_reservations()
+        self.post_statuses(notes)
         await self.st.save()
         return {"status": str(answer)}
 
@@ -476,16 +445,12 @@ class Behaviour16(Behaviour):
             expires_at=req.expiry_date,
             parent_id=_opt(req.parent_id_tag),
         )
-        status = self.reserve(port, reservation)
-        await self.st.save()
-        return {"status": status}
+        return await self.answer_reserve(port, reservation)
 
     async def on_cancel_reservation(
         self, req: v16.CancelReservationRequest, _: Any
     ) -> dict[str, Any]:
-        port = self.cancel_reservation(req.reservation_id)
-        await self.st.save()
-        return {"status": "Accepted" if port is not None else "Rejected"}
+        return await self.answer_cancel_reservation(req.reservation_id)
 
     async def on_set_charging_profile(
         self, req: v16.SetChargingProfileRequest, _: Any
@@ -506,40 +471,20 @@ class Behaviour16(Behaviour):
             return rejected
         if profile.stack_level > self.config.get_int("ChargeProfileMaxStackLevel", 8):
             return rejected
-        raw = msgspec.to_builtins(profile)
-        targets = list(self.ports.values()) if connector == 0 else [self.ports[connector]]
-        try:
-            for port in targets:
-                self.install_profile(port, raw)
-        except (ValueError, msgspec.ValidationError):
-            return rejected
-        await self.st.save()
-        self.st.wake_timer()
-        return {"status": "Accepted"}
+        return await self.answer_set_profile(
+            connector, profile, (ValueError, msgspec.ValidationError)
+        )
 
     async def on_clear_charging_profile(
         self, req: v16.ClearChargingProfileRequest, _: Any
     ) -> dict[str, Any]:
-        connector = _opt(req.connector_id)
         purpose = _opt(req.charging_profile_purpose)
-        targets = (
-            list(self.ports.values())
-            if connector in (None, 0)
-            else [p for p in self.ports.values() if p.id == connector]
+        return await self.answer_clear_profiles(
+            _opt(req.connector_id),
+            profile_id=_opt(req.id),
+            purpose=None if purpose is None else PURPOSE_V16[purpose],
+            stack_level=_opt(req.stack_level),
         )
-        removed = 0
-        for port in targets:
-            ids = port.profiles.clear(
-                profile_id=_opt(req.id),
-                purpose=None if purpose is None else _PURPOSE_16[purpose],
-                stack_level=_opt(req.stack_level),
-            )
-            for pid in ids:
-                port.raw_profiles.pop(pid, None)
-            removed += len(ids)
-        await self.st.save()
-        self.st.wake_timer()
-        return {"status": "Accepted" if removed else "Unknown"}
 
     def on_get_composite_schedule(
         self, req: v16.GetCompositeScheduleRequest, _: Any
@@ -563,27 +508,8 @@ class Behaviour16(Behaviour):
         }
 
     def on_update_firmware(self, req: v16.UpdateFirmwareRequest, _: Any) -> dict[str, Any]:
-        self.st.spawn(self._firmware(req.retrieve_date))
+        self.st.spawn(self.update_firmware(req.retrieve_date, self._firmware_status))
         return {}
-
-    async def _firmware(self, retrieve: datetime.datetime) -> None:
-        """1.6 §5.19: Downloading, Downloaded, Installing, Installed, then a reboot.
-
-        Installing waits for the transactions to end (a real charger does not reboot under a
-        user)."""
-        step = self.st.config.firmware_step_seconds
-        delay = (retrieve - self.st.now()).total_seconds()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        for status in ("Downloading", "Downloaded"):
-            await self._firmware_status(status)
-            await asyncio.sleep(step)
-        await self.st.wait_for_state(lambda s: s["state"] != "charging", 1e9)
-        await self._firmware_status("Installing")
-        await asyncio.sleep(step)
-        await self._firmware_status("Installed")
-        await asyncio.sleep(step / 10)
-        self.st.request_reboot("FirmwareUpdate")
 
     async def _firmware_status(self, status: str) -> None:
         self.firmware_status = status
@@ -602,10 +528,3 @@ class Behaviour16(Behaviour):
             self.st.post("DiagnosticsStatusNotification", {"status": status})
             await asyncio.sleep(self.st.config.firmware_step_seconds)
         self.diagnostics_status = "Idle"
-
-
-_PURPOSE_16 = {
-    v16.ChargingProfilePurposeType.CHARGE_POINT_MAX_PROFILE: Purpose.STATION_MAX,
-    v16.ChargingProfilePurposeType.TX_DEFAULT_PROFILE: Purpose.TX_DEFAULT,
-    v16.ChargingProfilePurposeType.TX_PROFILE: Purpose.TX,
-}

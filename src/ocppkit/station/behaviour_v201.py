@@ -35,7 +35,7 @@ from ocppkit.messages import v201
 from ocppkit.protocol import ErrorCode, HandlerError
 from ocppkit.station.authorization import AuthInfo, AuthSettings
 from ocppkit.station.behaviour import ActionRefused, Behaviour, Port, Reservation, Tx
-from ocppkit.station.charging_profile import Purpose, from_v201
+from ocppkit.station.charging_profile import PURPOSE_V201, from_v201
 from ocppkit.station.delivery import SeqNos
 from ocppkit.station.device_model import (
     DeviceModel,
@@ -124,9 +124,7 @@ class Behaviour201(Behaviour):
         if port == 0:
             raise ActionRefused("2.0.1 has no EVSE 0 to fault; name an EVSE")
         outcome = self.model.connector(port).handle(event, now=self.st.now(), error_code=error_code)
-        for note in outcome.notifications:
-            self.st.post("StatusNotification", note)
-        self._sync_reservations()
+        self.post_statuses(outcome.notifications)
         current = self.ports.get(port)
         tx = None if current is None else current.tx
         if current is not None and tx is not None:
@@ -142,11 +140,6 @@ class Behaviour201(Behaviour):
                 )
         return outcome.transaction_due
 
-    def _sync_reservations(self) -> None:
-        for port in self.ports.values():
-            if port.reservation is not None and not self.facts(port.id).reserved:
-                port.reservation = None
-
     def restore_facts(self, port: Port, facts: Facts) -> None:
         inoperative = facts.inoperative
         self.model.connectors[(port.id, 1)] = Connector201(
@@ -158,11 +151,7 @@ class Behaviour201(Behaviour):
             )
 
     def install_profile(self, port: Port, raw: dict[str, Any]) -> None:
-        profile = msgspec.convert(raw, v201.ChargingProfile)
-        port.profiles.install(from_v201(profile))
-        port.raw_profiles[profile.id] = raw
-        for pid in [p for p in port.raw_profiles if p not in {x.id for x in port.profiles}]:
-            del port.raw_profiles[pid]
+        port.keep_profile(from_v201(msgspec.convert(raw, v201.ChargingProfile)), raw)
 
     def tx_ref(self, tx: Tx) -> str:
         return tx.key
@@ -405,30 +394,16 @@ class Behaviour201(Behaviour):
         r("GetTransactionStatus", self.on_get_transaction_status)
         r("DataTransfer", self.on_data_transfer)
 
-    def _may_start(self, port: Port) -> bool:
-        return port.tx is None and self.model.connector(port.id).accepts(Event.AUTHORIZE)
-
     def on_request_start(self, req: v201.RequestStartTransactionRequest, _: Any) -> dict[str, Any]:
-        """F01/F02: Accepted when an EVSE can take the session; it starts in the background."""
-        rejected = {"status": "Rejected"}
-        evse = _opt(req.evse_id)
-        if evse is None:
-            free = [p for p in self.ports.values() if self._may_start(p)]
-            if not free:
-                return rejected
-            port = free[0]
-        elif evse not in self.ports or not self._may_start(self.ports[evse]):
-            return rejected
-        else:
-            port = self.ports[evse]
-        profile = _opt(req.charging_profile)
-        if profile is not None:
-            if profile.charging_profile_purpose is not v201.ChargingProfilePurposeEnum.TX_PROFILE:
-                return rejected  # F01.FR.12
-            try:
-                self.install_profile(port, msgspec.to_builtins(profile))
-            except (ValueError, msgspec.ValidationError):
-                return rejected
+        """F01/F02: Accepted when an EVSE can take the session; it starts in the background.
+        Only a TxProfile may come with it (F01.FR.12)."""
+        port = self.remote_start_port(
+            _opt(req.evse_id),
+            _opt(req.charging_profile),
+            v201.ChargingProfilePurposeEnum.TX_PROFILE,
+        )
+        if port is None:
+            return {"status": "Rejected"}
         port.remote_start_id = req.remote_start_id
         token = req.id_token
         self.st.spawn(
@@ -459,9 +434,7 @@ class Behaviour201(Behaviour):
             await self.stop_all(StopCause.HARD_RESET, "ResetCommand")
         else:
             await self.st.wait_for_state(lambda s: s["state"] != "charging", 1e9)
-        with contextlib.suppress(TimeoutError):
-            await self.st.wait_for_state(lambda s: s["queued"] == 0, 2.0)
-        self.st.request_reboot("RemoteReset")
+        await self.reboot_when_sent("RemoteReset")
 
     async def on_change_availability(
         self, req: v201.ChangeAvailabilityRequest, _: Any
@@ -477,9 +450,7 @@ class Behaviour201(Behaviour):
         answer, notes = self.model.change_availability(
             operative=operative, now=self.st.now(), evse_id=evse_id, connector_id=connector_id
         )
-        for note in notes:
-            self.st.post("StatusNotification", note)
-        self._sync_reservations()
+        self.post_statuses(notes)
         await self.st.save()
         return {"status": str(answer)}
 
@@ -612,16 +583,9 @@ class Behaviour201(Behaviour):
         station_wide = (p.CHARGING_STATION_MAX_PROFILE, p.CHARGING_STATION_EXTERNAL_CONSTRAINTS)
         if purpose in station_wide and evse != 0:
             return rejected
-        raw = msgspec.to_builtins(profile)
-        targets = list(self.ports.values()) if evse == 0 else [self.ports[evse]]
-        try:
-            for port in targets:
-                self.install_profile(port, raw)
-        except (ValueError, msgspec.ValidationError, IndexError):
-            return rejected
-        await self.st.save()
-        self.st.wake_timer()
-        return {"status": "Accepted"}
+        return await self.answer_set_profile(
+            evse, profile, (ValueError, msgspec.ValidationError, IndexError)
+        )
 
     async def on_clear_charging_profile(
         self, req: v201.ClearChargingProfileRequest, _: Any
@@ -630,20 +594,12 @@ class Behaviour201(Behaviour):
         evse = None if criteria is None else _opt(criteria.evse_id)
         purpose = None if criteria is None else _opt(criteria.charging_profile_purpose)
         stack = None if criteria is None else _opt(criteria.stack_level)
-        targets = [p for p in self.ports.values() if evse in (None, 0) or p.id == evse]
-        removed = 0
-        for port in targets:
-            ids = port.profiles.clear(
-                profile_id=_opt(req.charging_profile_id),
-                purpose=None if purpose is None else _PURPOSE_201[purpose],
-                stack_level=stack,
-            )
-            for pid in ids:
-                port.raw_profiles.pop(pid, None)
-            removed += len(ids)
-        await self.st.save()
-        self.st.wake_timer()
-        return {"status": "Accepted" if removed else "Unknown"}
+        return await self.answer_clear_profiles(
+            evse,
+            profile_id=_opt(req.charging_profile_id),
+            purpose=None if purpose is None else PURPOSE_V201[purpose],
+            stack_level=stack,
+        )
 
     def on_get_composite_schedule(
         self, req: v201.GetCompositeScheduleRequest, _: Any
@@ -675,16 +631,12 @@ class Behaviour201(Behaviour):
             expires_at=req.expiry_date_time,
             parent_id=None if group is None else group.id_token,
         )
-        status = self.reserve(port, reservation)
-        await self.st.save()
-        return {"status": status}
+        return await self.answer_reserve(port, reservation)
 
     async def on_cancel_reservation(
         self, req: v201.CancelReservationRequest, _: Any
     ) -> dict[str, Any]:
-        port = self.cancel_reservation(req.reservation_id)
-        await self.st.save()
-        return {"status": "Accepted" if port is not None else "Rejected"}
+        return await self.answer_cancel_reservation(req.reservation_id)
 
     def reservation_expired(self, port: Port, reservation: Reservation) -> None:
         self.st.post(
@@ -694,25 +646,9 @@ class Behaviour201(Behaviour):
 
     def on_update_firmware(self, req: v201.UpdateFirmwareRequest, _: Any) -> dict[str, Any]:
         self.firmware_request_id = req.request_id
-        self.st.spawn(self._firmware(req))
+        report = functools.partial(self._firmware_status, request_id=req.request_id)
+        self.st.spawn(self.update_firmware(req.firmware.retrieve_date_time, report))
         return {"status": "Accepted"}
-
-    async def _firmware(self, req: v201.UpdateFirmwareRequest) -> None:
-        """L01: Downloading, Downloaded, Installing, Installed, then a reboot (after the
-        transactions end)."""
-        step = self.st.config.firmware_step_seconds
-        delay = (req.firmware.retrieve_date_time - self.st.now()).total_seconds()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        for status in ("Downloading", "Downloaded"):
-            await self._firmware_status(status, req.request_id)
-            await asyncio.sleep(step)
-        await self.st.wait_for_state(lambda s: s["state"] != "charging", 1e9)
-        await self._firmware_status("Installing", req.request_id)
-        await asyncio.sleep(step)
-        await self._firmware_status("Installed", req.request_id)
-        await asyncio.sleep(step / 10)
-        self.st.request_reboot("FirmwareUpdate")
 
     async def _firmware_status(self, status: str, request_id: int) -> None:
         self.firmware_status = status
@@ -756,13 +692,3 @@ def _variables(evses: int, max_power: float) -> tuple[VariableSpec, ...]:
 
 def _error_code(exc: TooManyItemsError) -> ErrorCode:
     return ErrorCode(exc.code)
-
-
-_PURPOSE_201 = {
-    v201.ChargingProfilePurposeEnum.CHARGING_STATION_MAX_PROFILE: Purpose.STATION_MAX,
-    v201.ChargingProfilePurposeEnum.CHARGING_STATION_EXTERNAL_CONSTRAINTS: (
-        Purpose.EXTERNAL_CONSTRAINTS
-    ),
-    v201.ChargingProfilePurposeEnum.TX_DEFAULT_PROFILE: Purpose.TX_DEFAULT,
-    v201.ChargingProfilePurposeEnum.TX_PROFILE: Purpose.TX,
-}

@@ -53,6 +53,8 @@ from ocppkit.messages import v16, v201
 
 __all__ = [
     "DEFAULT_NUMBER_PHASES",
+    "PURPOSE_V16",
+    "PURPOSE_V201",
     "ActiveLimit",
     "Kind",
     "Period",
@@ -343,12 +345,14 @@ def _opt(value: _T | msgspec.UnsetType) -> _T | None:
     return None if isinstance(value, msgspec.UnsetType) else value
 
 
-_PURPOSE_16 = {
+PURPOSE_V16 = {
     v16.ChargingProfilePurposeType.CHARGE_POINT_MAX_PROFILE: Purpose.STATION_MAX,
     v16.ChargingProfilePurposeType.TX_DEFAULT_PROFILE: Purpose.TX_DEFAULT,
     v16.ChargingProfilePurposeType.TX_PROFILE: Purpose.TX,
 }
-_PURPOSE_201 = {
+"""A 1.6 ``chargingProfilePurpose`` as a :class:`Purpose`."""
+
+PURPOSE_V201 = {
     v201.ChargingProfilePurposeEnum.CHARGING_STATION_MAX_PROFILE: Purpose.STATION_MAX,
     v201.ChargingProfilePurposeEnum.CHARGING_STATION_EXTERNAL_CONSTRAINTS: (
         Purpose.EXTERNAL_CONSTRAINTS
@@ -356,29 +360,18 @@ _PURPOSE_201 = {
     v201.ChargingProfilePurposeEnum.TX_DEFAULT_PROFILE: Purpose.TX_DEFAULT,
     v201.ChargingProfilePurposeEnum.TX_PROFILE: Purpose.TX,
 }
+"""A 2.0.1 ``chargingProfilePurpose`` as a :class:`Purpose`."""
 
 
 def from_v16(profile: v16.ChargingProfile) -> Profile:
     """A 1.6 ``csChargingProfiles`` as a :class:`Profile`; ValueError if it cannot be evaluated
     (no period, periods out of order, Recurring without recurrencyKind/startSchedule)."""
-    schedule = profile.charging_schedule
-    recurrency = _opt(profile.recurrency_kind)
     transaction_id = _opt(profile.transaction_id)
-    return Profile(
+    return _profile(
+        profile,
+        profile.charging_schedule,
         id=profile.charging_profile_id,
-        stack_level=profile.stack_level,
-        purpose=_PURPOSE_16[profile.charging_profile_purpose],
-        kind=Kind(profile.charging_profile_kind.value),
-        unit=Unit(schedule.charging_rate_unit.value),
-        periods=tuple(
-            Period(p.start_period, p.limit, _opt(p.number_phases))
-            for p in schedule.charging_schedule_period
-        ),
-        recurrency=None if recurrency is None else Recurrency(recurrency.value),
-        valid_from=_opt(profile.valid_from),
-        valid_to=_opt(profile.valid_to),
-        start_schedule=_opt(schedule.start_schedule),
-        duration=_opt(schedule.duration),
+        purpose=PURPOSE_V16[profile.charging_profile_purpose],
         transaction_id=None if transaction_id is None else str(transaction_id),
     )
 
@@ -386,12 +379,30 @@ def from_v16(profile: v16.ChargingProfile) -> Profile:
 def from_v201(profile: v201.ChargingProfile) -> Profile:
     """A 2.0.1 ``ChargingProfileType`` as a :class:`Profile`. Only the first
     ``chargingSchedule`` is used (the others are ISO 15118 alternatives, K15)."""
-    schedule = profile.charging_schedule[0]
+    return _profile(
+        profile,
+        profile.charging_schedule[0],
+        id=profile.id,
+        purpose=PURPOSE_V201[profile.charging_profile_purpose],
+        transaction_id=_opt(profile.transaction_id),
+    )
+
+
+def _profile(
+    profile: v16.ChargingProfile | v201.ChargingProfile,
+    schedule: v16.ChargingSchedule | v201.ChargingSchedule,
+    *,
+    id: int,
+    purpose: Purpose,
+    transaction_id: str | None,
+) -> Profile:
+    """The fields both versions spell alike; ``id``, ``purpose`` and the transaction id are
+    the caller's, in its version's spelling."""
     recurrency = _opt(profile.recurrency_kind)
     return Profile(
-        id=profile.id,
+        id=id,
         stack_level=profile.stack_level,
-        purpose=_PURPOSE_201[profile.charging_profile_purpose],
+        purpose=purpose,
         kind=Kind(profile.charging_profile_kind.value),
         unit=Unit(schedule.charging_rate_unit.value),
         periods=tuple(
@@ -403,5 +414,5 @@ def from_v201(profile: v201.ChargingProfile) -> Profile:
         valid_to=_opt(profile.valid_to),
         start_schedule=_opt(schedule.start_schedule),
         duration=_opt(schedule.duration),
-        transaction_id=_opt(profile.transaction_id),
+        transaction_id=transaction_id,
     )

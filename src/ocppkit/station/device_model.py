@@ -35,11 +35,11 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar, overload
 
 import msgspec
 
@@ -71,6 +71,7 @@ WO: Final = MutabilityEnum.WRITE_ONLY
 SUMMARY_VARIABLES: Final = frozenset({"AvailabilityState", "Available", "Problem"})
 _MEASURANDS: Final = tuple(m.value for m in v201.MeasurandEnum)
 _INTEGER: Final = re.compile(r"[+-]?\d{1,18}")
+_T = TypeVar("_T")
 
 
 class DeviceModelError(ValueError):
@@ -473,6 +474,54 @@ class _Entry:
         self.pending[attribute] = value  # type: ignore[index]
 
 
+class _Setting(Generic[_T]):
+    """A read-only :class:`DeviceModel` attribute: one variable's Actual value, typed by
+    ``read`` (which is given the model and the variable's key)."""
+
+    __slots__ = ("key", "read")
+
+    def __init__(self, key: VariableKey, read: Callable[[DeviceModel, VariableKey], _T]) -> None:
+        self.key = key
+        self.read = read
+
+    @overload
+    def __get__(self, model: None, owner: type[Any]) -> _Setting[_T]: ...
+    @overload
+    def __get__(self, model: DeviceModel, owner: type[Any]) -> _T: ...
+    def __get__(self, model: DeviceModel | None, owner: type[Any]) -> _Setting[_T] | _T:
+        return self if model is None else self.read(model, self.key)
+
+    def __set__(self, model: DeviceModel, value: object) -> None:
+        raise AttributeError(f"{self.key.variable} is read-only; use set_actual")
+
+
+def _int_var(
+    component: str, name: str, default: int, *, instance: str | None = None
+) -> _Setting[int]:
+    key = VariableKey(component, name, variable_instance=instance)
+    return _Setting(key, lambda model, key: model._int(key, default))
+
+
+def _bool_var(component: str, name: str, default: bool) -> _Setting[bool]:
+    return _Setting(VariableKey(component, name), lambda model, key: model._bool(key, default))
+
+
+def _list_var(component: str, name: str) -> _Setting[list[str]]:
+    return _Setting(VariableKey(component, name), lambda model, key: model._list(key))
+
+
+def _measurands_var(component: str, name: str) -> _Setting[list[v201.MeasurandEnum]]:
+    return _Setting(
+        VariableKey(component, name),
+        lambda model, key: [v201.MeasurandEnum(m) for m in model._list(key)],
+    )
+
+
+def _attribute_type(item: v201.GetVariableData | v201.SetVariableData) -> AttributeEnum:
+    """The attribute a Get/SetVariables item names (Actual when it names none)."""
+    return ACTUAL if isinstance(item.attribute_type, msgspec.UnsetType) else item.attribute_type
+
+
 def _component_key(component: v201.Component) -> tuple[str, str | None, int | None, int | None]:
     evse = None if isinstance(component.evse, msgspec.UnsetType) else component.evse
     return (
@@ -553,6 +602,12 @@ class DeviceModel:
             raise DeviceModelError(f"invalid value for {key}")
         entry.set_value(ACTUAL, normal)
 
+    def _check_items(self, requests: Sequence[object], message: str) -> None:
+        """Raises :class:`TooManyItemsError` for more ``requests`` than
+        ``DeviceDataCtrlr.ItemsPerMessage[message]``."""
+        if len(requests) > self.items_per_message(message):
+            raise TooManyItemsError(f"{message} exceeds DeviceDataCtrlr.ItemsPerMessage")
+
     # -- GetVariables (B06) ---------------------------------------------------------------
 
     def get_variables(
@@ -563,16 +618,11 @@ class DeviceModel:
         Raises:
             TooManyItemsError: more items than ``ItemsPerMessage[GetVariables]``.
         """
-        if len(requests) > self.items_per_message("GetVariables"):
-            raise TooManyItemsError("GetVariables exceeds DeviceDataCtrlr.ItemsPerMessage")
+        self._check_items(requests, "GetVariables")
         limit = self._int(VariableKey("DeviceDataCtrlr", "ReportingValueSize"), 2500)
         results = []
         for item in requests:
-            attribute = (
-                ACTUAL
-                if isinstance(item.attribute_type, msgspec.UnsetType)
-                else item.attribute_type
-            )
+            attribute = _attribute_type(item)
             result = v201.GetVariableResult(
                 attribute_status=GetVariableStatusEnum.ACCEPTED,
                 component=item.component,
@@ -611,16 +661,11 @@ class DeviceModel:
         Raises:
             TooManyItemsError: more items than ``ItemsPerMessage[SetVariables]``.
         """
-        if len(requests) > self.items_per_message("SetVariables"):
-            raise TooManyItemsError("SetVariables exceeds DeviceDataCtrlr.ItemsPerMessage")
+        self._check_items(requests, "SetVariables")
         size = self._int(VariableKey("DeviceDataCtrlr", "ConfigurationValueSize"), 1000)
         results = []
         for item in requests:
-            attribute = (
-                ACTUAL
-                if isinstance(item.attribute_type, msgspec.UnsetType)
-                else item.attribute_type
-            )
+            attribute = _attribute_type(item)
             status, reason = self._set_one(item, attribute, size)
             result = v201.SetVariableResult(
                 attribute_status=status, component=item.component, variable=item.variable
@@ -820,145 +865,87 @@ class DeviceModel:
             VariableKey("DeviceDataCtrlr", "ItemsPerMessage", variable_instance=instance), 50
         )
 
-    @property
-    def heartbeat_interval(self) -> int:
-        """``OCPPCommCtrlr.HeartbeatInterval`` (s)."""
-        return self._int(VariableKey("OCPPCommCtrlr", "HeartbeatInterval"), 300)
+    heartbeat_interval = _int_var("OCPPCommCtrlr", "HeartbeatInterval", 300)
+    """``OCPPCommCtrlr.HeartbeatInterval`` (s)."""
 
-    @property
-    def message_timeout(self) -> int:
-        """``OCPPCommCtrlr.MessageTimeout[Default]`` (s)."""
-        return self._int(
-            VariableKey("OCPPCommCtrlr", "MessageTimeout", variable_instance="Default"), 30
-        )
+    message_timeout = _int_var("OCPPCommCtrlr", "MessageTimeout", 30, instance="Default")
+    """``OCPPCommCtrlr.MessageTimeout[Default]`` (s)."""
 
-    @property
-    def message_attempts_transaction_event(self) -> int:
-        """``OCPPCommCtrlr.MessageAttempts[TransactionEvent]`` (E13)."""
-        key = VariableKey("OCPPCommCtrlr", "MessageAttempts", variable_instance="TransactionEvent")
-        return self._int(key, 3)
+    message_attempts_transaction_event = _int_var(
+        "OCPPCommCtrlr", "MessageAttempts", 3, instance="TransactionEvent"
+    )
+    """``OCPPCommCtrlr.MessageAttempts[TransactionEvent]`` (E13)."""
 
-    @property
-    def message_attempt_interval_transaction_event(self) -> int:
-        """``OCPPCommCtrlr.MessageAttemptInterval[TransactionEvent]`` (s, E13)."""
-        key = VariableKey(
-            "OCPPCommCtrlr", "MessageAttemptInterval", variable_instance="TransactionEvent"
-        )
-        return self._int(key, 60)
+    message_attempt_interval_transaction_event = _int_var(
+        "OCPPCommCtrlr", "MessageAttemptInterval", 60, instance="TransactionEvent"
+    )
+    """``OCPPCommCtrlr.MessageAttemptInterval[TransactionEvent]`` (s, E13)."""
 
-    @property
-    def retry_back_off_wait_minimum(self) -> int:
-        """``OCPPCommCtrlr.RetryBackOffWaitMinimum`` (s, reconnect back-off, B10)."""
-        return self._int(VariableKey("OCPPCommCtrlr", "RetryBackOffWaitMinimum"), 5)
+    retry_back_off_wait_minimum = _int_var("OCPPCommCtrlr", "RetryBackOffWaitMinimum", 5)
+    """``OCPPCommCtrlr.RetryBackOffWaitMinimum`` (s, reconnect back-off, B10)."""
 
-    @property
-    def retry_back_off_random_range(self) -> int:
-        """``OCPPCommCtrlr.RetryBackOffRandomRange`` (s)."""
-        return self._int(VariableKey("OCPPCommCtrlr", "RetryBackOffRandomRange"), 10)
+    retry_back_off_random_range = _int_var("OCPPCommCtrlr", "RetryBackOffRandomRange", 10)
+    """``OCPPCommCtrlr.RetryBackOffRandomRange`` (s)."""
 
-    @property
-    def retry_back_off_repeat_times(self) -> int:
-        """``OCPPCommCtrlr.RetryBackOffRepeatTimes``."""
-        return self._int(VariableKey("OCPPCommCtrlr", "RetryBackOffRepeatTimes"), 5)
+    retry_back_off_repeat_times = _int_var("OCPPCommCtrlr", "RetryBackOffRepeatTimes", 5)
+    """``OCPPCommCtrlr.RetryBackOffRepeatTimes``."""
 
-    @property
-    def offline_threshold(self) -> int:
-        """``OCPPCommCtrlr.OfflineThreshold`` (s)."""
-        return self._int(VariableKey("OCPPCommCtrlr", "OfflineThreshold"), 60)
+    offline_threshold = _int_var("OCPPCommCtrlr", "OfflineThreshold", 60)
+    """``OCPPCommCtrlr.OfflineThreshold`` (s)."""
 
-    @property
-    def reset_retries(self) -> int:
-        """``OCPPCommCtrlr.ResetRetries``."""
-        return self._int(VariableKey("OCPPCommCtrlr", "ResetRetries"), 3)
+    reset_retries = _int_var("OCPPCommCtrlr", "ResetRetries", 3)
+    """``OCPPCommCtrlr.ResetRetries``."""
 
-    @property
-    def web_socket_ping_interval(self) -> int:
-        """``OCPPCommCtrlr.WebSocketPingInterval`` (s; 0 = none)."""
-        return self._int(VariableKey("OCPPCommCtrlr", "WebSocketPingInterval"), 30)
+    web_socket_ping_interval = _int_var("OCPPCommCtrlr", "WebSocketPingInterval", 30)
+    """``OCPPCommCtrlr.WebSocketPingInterval`` (s; 0 = none)."""
 
-    @property
-    def tx_updated_interval(self) -> int:
-        """``SampledDataCtrlr.TxUpdatedInterval`` (s; 0 = no periodic sampled values)."""
-        return self._int(VariableKey("SampledDataCtrlr", "TxUpdatedInterval"), 60)
+    tx_updated_interval = _int_var("SampledDataCtrlr", "TxUpdatedInterval", 60)
+    """``SampledDataCtrlr.TxUpdatedInterval`` (s; 0 = no periodic sampled values)."""
 
-    @property
-    def tx_ended_interval(self) -> int:
-        """``SampledDataCtrlr.TxEndedInterval`` (s)."""
-        return self._int(VariableKey("SampledDataCtrlr", "TxEndedInterval"), 0)
+    tx_ended_interval = _int_var("SampledDataCtrlr", "TxEndedInterval", 0)
+    """``SampledDataCtrlr.TxEndedInterval`` (s)."""
 
-    @property
-    def tx_started_measurands(self) -> list[v201.MeasurandEnum]:
-        """``SampledDataCtrlr.TxStartedMeasurands``."""
-        key = VariableKey("SampledDataCtrlr", "TxStartedMeasurands")
-        return [v201.MeasurandEnum(m) for m in self._list(key)]
+    tx_started_measurands = _measurands_var("SampledDataCtrlr", "TxStartedMeasurands")
+    """``SampledDataCtrlr.TxStartedMeasurands``."""
 
-    @property
-    def tx_updated_measurands(self) -> list[v201.MeasurandEnum]:
-        """``SampledDataCtrlr.TxUpdatedMeasurands``."""
-        key = VariableKey("SampledDataCtrlr", "TxUpdatedMeasurands")
-        return [v201.MeasurandEnum(m) for m in self._list(key)]
+    tx_updated_measurands = _measurands_var("SampledDataCtrlr", "TxUpdatedMeasurands")
+    """``SampledDataCtrlr.TxUpdatedMeasurands``."""
 
-    @property
-    def tx_ended_measurands(self) -> list[v201.MeasurandEnum]:
-        """``SampledDataCtrlr.TxEndedMeasurands``."""
-        key = VariableKey("SampledDataCtrlr", "TxEndedMeasurands")
-        return [v201.MeasurandEnum(m) for m in self._list(key)]
+    tx_ended_measurands = _measurands_var("SampledDataCtrlr", "TxEndedMeasurands")
+    """``SampledDataCtrlr.TxEndedMeasurands``."""
 
-    @property
-    def aligned_data_interval(self) -> int:
-        """``AlignedDataCtrlr.Interval`` (s from midnight; 0 = none)."""
-        return self._int(VariableKey("AlignedDataCtrlr", "Interval"), 900)
+    aligned_data_interval = _int_var("AlignedDataCtrlr", "Interval", 900)
+    """``AlignedDataCtrlr.Interval`` (s from midnight; 0 = none)."""
 
-    @property
-    def aligned_data_measurands(self) -> list[v201.MeasurandEnum]:
-        """``AlignedDataCtrlr.Measurands``."""
-        key = VariableKey("AlignedDataCtrlr", "Measurands")
-        return [v201.MeasurandEnum(m) for m in self._list(key)]
+    aligned_data_measurands = _measurands_var("AlignedDataCtrlr", "Measurands")
+    """``AlignedDataCtrlr.Measurands``."""
 
-    @property
-    def tx_start_point(self) -> list[str]:
-        """``TxCtrlr.TxStartPoint`` members (E01)."""
-        return self._list(VariableKey("TxCtrlr", "TxStartPoint"))
+    tx_start_point = _list_var("TxCtrlr", "TxStartPoint")
+    """``TxCtrlr.TxStartPoint`` members (E01)."""
 
-    @property
-    def tx_stop_point(self) -> list[str]:
-        """``TxCtrlr.TxStopPoint`` members (E06)."""
-        return self._list(VariableKey("TxCtrlr", "TxStopPoint"))
+    tx_stop_point = _list_var("TxCtrlr", "TxStopPoint")
+    """``TxCtrlr.TxStopPoint`` members (E06)."""
 
-    @property
-    def ev_connection_timeout(self) -> int:
-        """``TxCtrlr.EVConnectionTimeOut`` (s)."""
-        return self._int(VariableKey("TxCtrlr", "EVConnectionTimeOut"), 60)
+    ev_connection_timeout = _int_var("TxCtrlr", "EVConnectionTimeOut", 60)
+    """``TxCtrlr.EVConnectionTimeOut`` (s)."""
 
-    @property
-    def stop_tx_on_invalid_id(self) -> bool:
-        """``TxCtrlr.StopTxOnInvalidId``."""
-        return self._bool(VariableKey("TxCtrlr", "StopTxOnInvalidId"), True)
+    stop_tx_on_invalid_id = _bool_var("TxCtrlr", "StopTxOnInvalidId", True)
+    """``TxCtrlr.StopTxOnInvalidId``."""
 
-    @property
-    def stop_tx_on_ev_side_disconnect(self) -> bool:
-        """``TxCtrlr.StopTxOnEVSideDisconnect``."""
-        return self._bool(VariableKey("TxCtrlr", "StopTxOnEVSideDisconnect"), True)
+    stop_tx_on_ev_side_disconnect = _bool_var("TxCtrlr", "StopTxOnEVSideDisconnect", True)
+    """``TxCtrlr.StopTxOnEVSideDisconnect``."""
 
-    @property
-    def authorize_remote_start(self) -> bool:
-        """``AuthCtrlr.AuthorizeRemoteStart`` (F01)."""
-        return self._bool(VariableKey("AuthCtrlr", "AuthorizeRemoteStart"), True)
+    authorize_remote_start = _bool_var("AuthCtrlr", "AuthorizeRemoteStart", True)
+    """``AuthCtrlr.AuthorizeRemoteStart`` (F01)."""
 
-    @property
-    def local_pre_authorize(self) -> bool:
-        """``AuthCtrlr.LocalPreAuthorize`` (C12, C14)."""
-        return self._bool(VariableKey("AuthCtrlr", "LocalPreAuthorize"), False)
+    local_pre_authorize = _bool_var("AuthCtrlr", "LocalPreAuthorize", False)
+    """``AuthCtrlr.LocalPreAuthorize`` (C12, C14)."""
 
-    @property
-    def local_authorize_offline(self) -> bool:
-        """``AuthCtrlr.LocalAuthorizeOffline`` (C13, C10)."""
-        return self._bool(VariableKey("AuthCtrlr", "LocalAuthorizeOffline"), True)
+    local_authorize_offline = _bool_var("AuthCtrlr", "LocalAuthorizeOffline", True)
+    """``AuthCtrlr.LocalAuthorizeOffline`` (C13, C10)."""
 
-    @property
-    def allow_offline_tx_for_unknown_id(self) -> bool:
-        """``AuthCtrlr.OfflineTxForUnknownIdEnabled`` (C15); named as 1.6's key."""
-        return self._bool(VariableKey("AuthCtrlr", "OfflineTxForUnknownIdEnabled"), False)
+    allow_offline_tx_for_unknown_id = _bool_var("AuthCtrlr", "OfflineTxForUnknownIdEnabled", False)
+    """``AuthCtrlr.OfflineTxForUnknownIdEnabled`` (C15); named as 1.6's key."""
 
     @property
     def offline_tx_for_unknown_id_enabled(self) -> bool:
@@ -993,15 +980,11 @@ class DeviceModel:
             return 0
         return int(entry.spec.max_limit)
 
-    @property
-    def local_auth_list_items_per_message(self) -> int:
-        """``LocalAuthListCtrlr.ItemsPerMessage``: most entries in one SendLocalList."""
-        return self._int(VariableKey("LocalAuthListCtrlr", "ItemsPerMessage"), 0)
+    local_auth_list_items_per_message = _int_var("LocalAuthListCtrlr", "ItemsPerMessage", 0)
+    """``LocalAuthListCtrlr.ItemsPerMessage``: most entries in one SendLocalList."""
 
-    @property
-    def security_profile(self) -> int:
-        """``SecurityCtrlr.SecurityProfile``."""
-        return self._int(VariableKey("SecurityCtrlr", "SecurityProfile"), 0)
+    security_profile = _int_var("SecurityCtrlr", "SecurityProfile", 0)
+    """``SecurityCtrlr.SecurityProfile``."""
 
     @property
     def basic_auth_password(self) -> str | None:

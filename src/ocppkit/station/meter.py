@@ -48,8 +48,9 @@ import enum
 import itertools
 import math
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -394,6 +395,9 @@ class Meter:
         return out
 
 
+_V = TypeVar("_V")
+
+
 def _fmt(value: float) -> str:
     return str(int(value)) if value == int(value) else f"{value:g}"
 
@@ -407,19 +411,8 @@ def meter_value_v16(
     """A 1.6 ``MeterValue`` for MeterValues.req (values as strings). Needs >= 1 reading."""
     if not readings:
         raise ValueError("a MeterValue needs at least one sampled value")
-    return v16.MeterValue(
-        timestamp=timestamp,
-        sampled_value=[
-            v16.SampledValue(
-                value=_fmt(r.value),
-                context=context,
-                measurand=v16.Measurand(r.measurand),
-                phase=msgspec.UNSET if r.phase is None else v16.Phase(r.phase),
-                location=v16.Location(r.location),
-                unit=v16.UnitOfMeasure(r.unit),
-            )
-            for r in readings
-        ],
+    return _v16_value(
+        v16.MeterValue, v16.SampledValue, v16.UnitOfMeasure, readings, timestamp, context
     )
 
 
@@ -430,16 +423,36 @@ def stop_meter_value_v16(
     context: v16.ReadingContext = v16.ReadingContext.TRANSACTION_END,
 ) -> v16.StopTransactionMeterValue:
     """A 1.6 ``transactionData`` entry for StopTransaction.req (its own generated type)."""
-    return v16.StopTransactionMeterValue(
+    return _v16_value(
+        v16.StopTransactionMeterValue,
+        v16.StopTransactionSampledValue,
+        v16.StopTransactionUnitOfMeasure,
+        readings,
+        timestamp,
+        context,
+    )
+
+
+def _v16_value(
+    value_type: Callable[..., _V],
+    sampled_type: Callable[..., Any],
+    unit_type: Callable[[str], Any],
+    readings: Sequence[Reading],
+    timestamp: datetime.datetime,
+    context: v16.ReadingContext,
+) -> _V:
+    """A 1.6 meter value in the generated types of one message: MeterValues.req and
+    StopTransaction.req spell it alike in types of their own."""
+    return value_type(
         timestamp=timestamp,
         sampled_value=[
-            v16.StopTransactionSampledValue(
+            sampled_type(
                 value=_fmt(r.value),
                 context=context,
                 measurand=v16.Measurand(r.measurand),
                 phase=msgspec.UNSET if r.phase is None else v16.Phase(r.phase),
                 location=v16.Location(r.location),
-                unit=v16.StopTransactionUnitOfMeasure(r.unit),
+                unit=unit_type(r.unit),
             )
             for r in readings
         ],

@@ -248,8 +248,8 @@ class NewMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class QueuedMessage:
-    """A row of the queue. ``id`` orders the queue and names the entry in later calls."""
+class _Message:
+    """The columns the ``queue`` and ``dropped`` tables share, first and in this order."""
 
     id: int
     station_id: str
@@ -260,6 +260,12 @@ class QueuedMessage:
     kind: EventKind | None
     seq_no: int | None
     enqueued_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage(_Message):
+    """A row of the queue. ``id`` orders the queue and names the entry in later calls."""
+
     attempts: int = 0
     failures: int = 0
     last_attempt_at: float | None = None
@@ -274,40 +280,26 @@ class QueuedMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class DroppedMessage:
-    id: int
-    station_id: str
-    message_id: str
-    action: str
-    payload: bytes
-    tx_key: str | None
-    kind: EventKind | None
-    seq_no: int | None
-    enqueued_at: float
+class DroppedMessage(_Message):
+    """A message given up on (the ``dropped`` table keeps the newest per station)."""
+
     attempts: int
     failures: int
     dropped_at: float
     reason: str
 
 
+def _fields(row: Sequence[Any]) -> list[Any]:
+    """A ``queue`` or ``dropped`` row, selected in the field order of its dataclass, as that
+    dataclass's arguments."""
+    values = list(row)
+    values[4] = bytes(values[4])  # payload
+    values[6] = EventKind(values[6]) if values[6] is not None else None  # kind
+    return values
+
+
 def _queued(row: Sequence[Any]) -> QueuedMessage:
-    return QueuedMessage(
-        id=row[0],
-        station_id=row[1],
-        message_id=row[2],
-        action=row[3],
-        payload=bytes(row[4]),
-        tx_key=row[5],
-        kind=EventKind(row[6]) if row[6] is not None else None,
-        seq_no=row[7],
-        enqueued_at=row[8],
-        attempts=row[9],
-        failures=row[10],
-        last_attempt_at=row[11],
-        last_message_id=row[12],
-        last_error=row[13],
-        not_before=row[14],
-    )
+    return QueuedMessage(*_fields(row))
 
 
 class _Job(Generic[T]):
@@ -620,24 +612,7 @@ class StationStore:
                 " WHERE station_id = ? ORDER BY id",
                 (station_id,),
             ).fetchall()
-            return [
-                DroppedMessage(
-                    id=r[0],
-                    station_id=r[1],
-                    message_id=r[2],
-                    action=r[3],
-                    payload=bytes(r[4]),
-                    tx_key=r[5],
-                    kind=EventKind(r[6]) if r[6] is not None else None,
-                    seq_no=r[7],
-                    enqueued_at=r[8],
-                    attempts=r[9],
-                    failures=r[10],
-                    dropped_at=r[11],
-                    reason=r[12],
-                )
-                for r in rows
-            ]
+            return [DroppedMessage(*_fields(r)) for r in rows]
 
         return await self._submit(job, write=False)
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
 import structlog
@@ -60,12 +60,24 @@ class StorageUnavailableError(Exception):
     """The database kept failing; nothing of the unit was committed."""
 
 
-class _Pending:
-    __slots__ = ("future", "unit")
+#: Writes rows in one statement, e.g. ``repositories.add_meter_values``.
+RowWriter = Callable[[AsyncSession, Sequence[Any]], Awaitable[Any]]
 
-    def __init__(self, unit: Unit[Any], future: asyncio.Future[Any]) -> None:
+
+class _Pending:
+    __slots__ = ("future", "rows", "unit", "writer")
+
+    def __init__(
+        self,
+        unit: Unit[Any],
+        future: asyncio.Future[Any],
+        writer: RowWriter | None = None,
+        rows: Sequence[Any] = (),
+    ) -> None:
         self.unit = unit
         self.future = future
+        self.writer = writer
+        self.rows = rows
 
 
 class GroupCommitter:
@@ -107,15 +119,36 @@ class GroupCommitter:
             StorageUnavailableError: the database kept failing.
             Exception: whatever the unit itself raised (its writes were rolled back).
         """
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        result: T = await self._enqueue(_Pending(unit, self._future()))
+        return result
+
+    async def insert(self, writer: RowWriter, rows: Sequence[Any]) -> None:
+        """Write ``rows`` in the next group transaction; return once committed.
+
+        The rows of every caller of the same ``writer`` in one batch go into one call of
+        ``writer`` (one multi-row statement instead of one per caller), after the batch's
+        other units, so rows may refer to what those units created. Should that combined
+        write fail, each caller's rows are retried alone and only the faulty ones fail.
+        """
+
+        async def alone(session: AsyncSession) -> None:
+            await writer(session, rows)
+
+        await self._enqueue(_Pending(alone, self._future(), writer, rows))
+
+    def _future(self) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         # A caller cancelled meanwhile (its station went away) must not leave an exception
         # "never retrieved": the outcome is still logged by whoever cares.
         future.add_done_callback(_consume)
-        self._queue.append(_Pending(unit, future))
+        return future
+
+    async def _enqueue(self, pending: _Pending) -> Any:
+        self._queue.append(pending)
         self._wakeup.set()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name="group-commit")
-        return await asyncio.shield(future)
+        return await asyncio.shield(pending.future)
 
     async def close(self) -> None:
         """Finish every queued unit, then stop the worker."""
@@ -186,9 +219,16 @@ class GroupCommitter:
         async with self.database.session() as session:
             await self.database.begin_write(session)
             results: list[tuple[bool, Any]] = []
+            combined: dict[RowWriter, list[Any]] = {}
             try:
                 for pending in batch:
-                    results.append((True, await pending.unit(session)))
+                    if pending.writer is None:
+                        results.append((True, await pending.unit(session)))
+                    else:
+                        combined.setdefault(pending.writer, []).extend(pending.rows)
+                        results.append((True, None))
+                for writer, rows in combined.items():
+                    await writer(session, rows)
             except Exception as exc:
                 if _transient(exc):
                     raise

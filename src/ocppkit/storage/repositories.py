@@ -505,7 +505,7 @@ def sample_key(row: Mapping[str, Any]) -> str:
     parts = (
         row.get("transaction_id"),
         row.get("evse_id"),
-        timestamp.astimezone(UTC).isoformat(),
+        f"{timestamp.timestamp():.6f}",  # the instant, whatever its UTC offset
         row.get("measurand"),
         row.get("phase"),
         row.get("location"),
