@@ -129,6 +129,26 @@ def csms16(rec: Recorder) -> type[MhCp16]:
             rec.add(self.id, "DiagnosticsStatusNotification", kw)
             return r16.DiagnosticsStatusNotification()
 
+        @on("SignCertificate")
+        def on_sign_certificate(self, **kw: Any) -> Any:
+            rec.add(self.id, "SignCertificate", kw)
+            return r16.SignCertificate(status="Accepted")
+
+        @on("SecurityEventNotification")
+        def on_security_event(self, **kw: Any) -> Any:
+            rec.add(self.id, "SecurityEventNotification", kw)
+            return r16.SecurityEventNotification()
+
+        @on("LogStatusNotification")
+        def on_log_status(self, **kw: Any) -> Any:
+            rec.add(self.id, "LogStatusNotification", kw)
+            return r16.LogStatusNotification()
+
+        @on("SignedFirmwareStatusNotification")
+        def on_signed_firmware(self, **kw: Any) -> Any:
+            rec.add(self.id, "SignedFirmwareStatusNotification", kw)
+            return r16.SignedFirmwareStatusNotification()
+
     return TheirCsms16
 
 
@@ -188,6 +208,16 @@ def csms201(rec: Recorder) -> type[MhCp201]:
         def on_reservation(self, **kw: Any) -> Any:
             rec.add(self.id, "ReservationStatusUpdate", kw)
             return r201.ReservationStatusUpdate()
+
+        @on("SignCertificate")
+        def on_sign_certificate(self, **kw: Any) -> Any:
+            rec.add(self.id, "SignCertificate", kw)
+            return r201.SignCertificate(status="Accepted")
+
+        @on("SecurityEventNotification")
+        def on_security_event(self, **kw: Any) -> Any:
+            rec.add(self.id, "SecurityEventNotification", kw)
+            return r201.SecurityEventNotification()
 
     return TheirCsms201
 

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from ocpp.exceptions import NotSupportedError
 from ocpp.v16 import call as c16
 
 from ocppkit.station.authorization import AuthInfo
@@ -287,9 +286,9 @@ async def test_local_list_cache_data_transfer_and_unsupported_actions(
     peer: tuple[Station, Recorder, Any],
 ) -> None:
     """§5.15 SendLocalList / §5.10 GetLocalListVersion, §5.4 ClearCache, §5.6 DataTransfer
-    (UnknownVendorId), and a Security-extension action we do not implement: NotSupported
-    (OCPP-J §4.2.3)."""
-    station, _rec, point = peer
+    (UnknownVendorId), and the Security extension's ExtendedTriggerMessage(Heartbeat):
+    Accepted, then a Heartbeat."""
+    station, rec, point = peer
     sent = await call(
         point,
         c16.SendLocalList(
@@ -302,8 +301,10 @@ async def test_local_list_cache_data_transfer_and_unsupported_actions(
     assert (await call(point, c16.GetLocalListVersion())).list_version == 3
     assert (await call(point, c16.ClearCache())).status == "Accepted"
     assert (await call(point, c16.DataTransfer(vendor_id="acme"))).status == "UnknownVendorId"
-    with pytest.raises(NotSupportedError):
-        await call(point, c16.ExtendedTriggerMessage(requested_message="Heartbeat"))
+    beats = len(rec.of("Heartbeat"))
+    trig = await call(point, c16.ExtendedTriggerMessage(requested_message="Heartbeat"))
+    assert trig.status == "Accepted"
+    await rec.wait_count("Heartbeat", beats + 1)
     # LocalPreAuthorize is off: a listed tag is still asked online, then accepted.
     assert await station.present_token("LISTED", 1) == "Accepted"
 

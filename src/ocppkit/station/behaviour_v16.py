@@ -10,11 +10,13 @@ Reservation, SmartCharging, RemoteTrigger): RemoteStart/StopTransaction, Reset,
 ChangeAvailability, UnlockConnector, Get/ChangeConfiguration, ClearCache, TriggerMessage,
 DataTransfer (``UnknownVendorId``: no vendor extensions), SendLocalList,
 GetLocalListVersion, ReserveNow, CancelReservation, Set/ClearChargingProfile,
-GetCompositeSchedule, UpdateFirmware, GetDiagnostics. Any other action (the Security
-extension's) is answered ``NotSupported`` by the router, as OCPP-J §4.2.3 says for a known
-action the station does not implement. Handlers answer at once and do the slow part (a
-stop, a reboot, firmware steps) in the background, so the CALLRESULT precedes the messages
-it causes (1.6 §5.17 TriggerMessage: "the Charge Point SHALL first send the .conf").
+GetCompositeSchedule, UpdateFirmware, GetDiagnostics; and the Security extension's
+(whitepaper edition 3): ExtendedTriggerMessage, CertificateSigned, InstallCertificate,
+DeleteCertificate, GetInstalledCertificateIds, GetLog, SignedUpdateFirmware (the
+certificates live in a :class:`~.certificates.CertificateStore`, persisted). Handlers
+answer at once and do the slow part (a stop, a reboot, firmware steps) in the background, so
+the CALLRESULT precedes the messages it causes (1.6 §5.17 TriggerMessage: "the Charge Point
+SHALL first send the .conf").
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import msgspec
 from ocppkit.messages import v16
 from ocppkit.station.authorization import AuthInfo, AuthSettings
 from ocppkit.station.behaviour import Behaviour, Port, Reservation, Tx
+from ocppkit.station.certificates import ROOT_TYPES_V16, CertificateError, CertificateStore
 from ocppkit.station.charging_profile import PURPOSE_V16, from_v16
 from ocppkit.station.config16 import Configuration16
 from ocppkit.station.delivery import TransactionIds, with_transaction_id
@@ -75,6 +78,10 @@ class Behaviour16(Behaviour):
         self.config = Configuration16(values)
         self.cp = ChargePoint16.with_connectors(cfg.connectors)
         self.ids = TransactionIds()
+        self.certs = CertificateStore()
+        self.log_status = "Idle"
+        self.log_request_id: int | None = None
+        self.signed_firmware_request_id: int | None = None
         super().__init__(station)
 
     # -- model ------------------------------------------------------------------------------------
@@ -147,12 +154,14 @@ class Behaviour16(Behaviour):
             "config": self.config.to_dict(),
             "ids": self.ids.to_dict(),
             "cp": {"fault": self.cp.fault, "inoperative": self.cp.inoperative},
+            "certs": self.certs.to_dict(),
         }
 
     def model_from_dict(self, data: dict[str, Any]) -> None:
         if "config" in data:
             self.config = Configuration16.from_dict(data["config"])
         self.ids = TransactionIds.from_dict(data.get("ids", {}))
+        self.certs = CertificateStore.from_dict(data.get("certs", {}))
         cp = data.get("cp", {})
         self.cp.fault = cp.get("fault")
         if cp.get("inoperative"):
@@ -295,6 +304,13 @@ class Behaviour16(Behaviour):
         r("GetCompositeSchedule", self.on_get_composite_schedule)
         r("UpdateFirmware", self.on_update_firmware)
         r("GetDiagnostics", self.on_get_diagnostics)
+        r("ExtendedTriggerMessage", self.on_extended_trigger)
+        r("CertificateSigned", self.on_certificate_signed)
+        r("InstallCertificate", self.on_install_certificate)
+        r("DeleteCertificate", self.on_delete_certificate)
+        r("GetInstalledCertificateIds", self.on_get_installed_certificate_ids)
+        r("GetLog", self.on_get_log)
+        r("SignedUpdateFirmware", self.on_signed_update_firmware)
 
     def on_remote_start(self, req: v16.RemoteStartTransactionRequest, _: Any) -> dict[str, Any]:
         """1.6 §5.11: Accepted when a transaction can start on the connector (only a TxProfile
@@ -528,3 +544,136 @@ class Behaviour16(Behaviour):
             self.st.post("DiagnosticsStatusNotification", {"status": status})
             await asyncio.sleep(self.st.config.firmware_step_seconds)
         self.diagnostics_status = "Idle"
+
+    # -- the Security extension (whitepaper edition 3) ------------------------------------------
+
+    def on_extended_trigger(self, req: v16.ExtendedTriggerMessageRequest, _: Any) -> dict[str, Any]:
+        """Use case "ExtendedTriggerMessage": Accepted, then the message (a connector the
+        station lacks: Rejected)."""
+        connector = _opt(req.connector_id)
+        if connector is not None and connector != 0 and connector not in self.ports:
+            return {"status": "Rejected"}
+        trig = v16.MessageTriggerEnum
+        what = req.requested_message
+        if what is trig.LOG_STATUS_NOTIFICATION:
+            payload: dict[str, Any] = {
+                "status": "Uploading" if self.log_status == "Uploading" else "Idle"
+            }
+            if self.log_status == "Uploading" and self.log_request_id is not None:
+                payload["requestId"] = self.log_request_id
+            self.st.post("LogStatusNotification", payload, triggered=True)
+        elif what is trig.FIRMWARE_STATUS_NOTIFICATION:
+            busy = self.firmware_status not in ("Idle", "Installed")
+            payload = {"status": self.firmware_status if busy else "Idle"}
+            if busy and self.signed_firmware_request_id is not None:
+                payload["requestId"] = self.signed_firmware_request_id
+            self.st.post("SignedFirmwareStatusNotification", payload, triggered=True)
+        elif what is trig.SIGN_CHARGE_POINT_CERTIFICATE:
+            self.st.spawn(self.sign_certificate())
+        else:  # the same as TriggerMessage's
+            return self.on_trigger(
+                v16.TriggerMessageRequest(
+                    requested_message=v16.MessageTrigger(str(what)), connector_id=req.connector_id
+                ),
+                None,
+            )
+        return {"status": "Accepted"}
+
+    async def sign_certificate(self) -> None:
+        """Use case "Update Charge Point Certificate": a fresh key pair and a CSR (CN = the
+        serial number, else the station id; O = CpoName) in SignCertificate; the private key
+        stays here."""
+        await asyncio.sleep(0.05)  # the .conf goes out first
+        organization = self.config.value("CpoName") or self.st.config.vendor
+        common_name = self.st.config.serial_number or self.st.station_id  # A00.FR.405
+        csr = self.certs.make_csr(common_name, organization)
+        await self.st.save()
+        self.st.post("SignCertificate", {"csr": csr}, triggered=True)
+
+    async def on_certificate_signed(
+        self, req: v16.CertificateSignedRequest, _: Any
+    ) -> dict[str, Any]:
+        """Accepted when the chain parses and its leaf is for the pending key; else Rejected
+        and a SecurityEventNotification InvalidChargePointCertificate."""
+        try:
+            self.certs.accept_signed(req.certificate_chain, self.st.now())
+        except CertificateError as exc:
+            self.st.post(
+                "SecurityEventNotification",
+                {
+                    "type": "InvalidChargePointCertificate",
+                    "timestamp": self.st.now().isoformat(),
+                    "techInfo": str(exc)[:255],
+                },
+            )
+            return {"status": "Rejected"}
+        await self.st.save()
+        return {"status": "Accepted"}
+
+    async def on_install_certificate(
+        self, req: v16.InstallCertificateRequest, _: Any
+    ) -> dict[str, Any]:
+        try:
+            self.certs.install(str(req.certificate_type), req.certificate)
+        except CertificateError:
+            return {"status": "Rejected"}
+        await self.st.save()
+        return {"status": "Accepted"}
+
+    async def on_delete_certificate(
+        self, req: v16.DeleteCertificateRequest, _: Any
+    ) -> dict[str, Any]:
+        data = msgspec.to_builtins(req.certificate_hash_data)
+        status = self.certs.delete(data)
+        if status == "Accepted":
+            await self.st.save()
+        return {"status": status}
+
+    def on_get_installed_certificate_ids(
+        self, req: v16.GetInstalledCertificateIdsRequest, _: Any
+    ) -> dict[str, Any]:
+        wanted = str(req.certificate_type)
+        found = [d.to_wire() for _, d in self.certs.installed([wanted]) if wanted in ROOT_TYPES_V16]
+        if not found:
+            return {"status": "NotFound"}
+        return {"status": "Accepted", "certificateHashData": found}
+
+    def on_get_log(self, req: v16.GetLogRequest, _: Any) -> dict[str, Any]:
+        """Use case "Get Security Log" / "Get Diagnostics Log": Accepted with a file name,
+        then LogStatusNotification Uploading, Uploaded (the emulator sends no file)."""
+        kind = "security" if str(req.log_type) == "SecurityLog" else "diagnostics"
+        name = f"{kind}-{self.st.station_id}-{self.st.now():%Y%m%dT%H%M%SZ}.log"[:255]
+        self.st.spawn(self._log_upload(req.request_id))
+        return {"status": "Accepted", "filename": name}
+
+    async def _log_upload(self, request_id: int) -> None:
+        self.log_request_id = request_id
+        for status in ("Uploading", "Uploaded"):
+            self.log_status = status
+            self.st.post("LogStatusNotification", {"status": status, "requestId": request_id})
+            await asyncio.sleep(self.st.config.firmware_step_seconds)
+        self.log_status = "Idle"
+
+    def on_signed_update_firmware(
+        self, req: v16.SignedUpdateFirmwareRequest, _: Any
+    ) -> dict[str, Any]:
+        """Use case "Secure Firmware Update": Accepted, then SignedFirmwareStatusNotification
+        Downloading, Downloaded, SignatureVerified, Installing, Installed, and a reboot."""
+        request_id = req.request_id
+        self.signed_firmware_request_id = request_id
+
+        async def report(status: str) -> None:
+            self.firmware_status = status
+            self.st.post(
+                "SignedFirmwareStatusNotification", {"status": status, "requestId": request_id}
+            )
+            if status == "Downloaded":
+                self.firmware_status = "SignatureVerified"
+                self.st.post(
+                    "SignedFirmwareStatusNotification",
+                    {"status": "SignatureVerified", "requestId": request_id},
+                )
+            await self.st.save()
+
+        self.st.spawn(self.update_firmware(req.firmware.retrieve_date_time, report))
+        return {"status": "Accepted"}

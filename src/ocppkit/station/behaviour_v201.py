@@ -18,7 +18,11 @@ an EVSE-level reset is Rejected), ChangeAvailability, UnlockConnector, Get/SetVa
 GetBaseReport (then NotifyReport), TriggerMessage, ClearCache, SendLocalList,
 GetLocalListVersion, Set/ClearChargingProfile, GetCompositeSchedule, ReserveNow (an EVSE is
 needed: ``ReservationCtrlr.NonEvseSpecific`` is false), CancelReservation, UpdateFirmware,
-GetLog, GetTransactionStatus, DataTransfer (``UnknownVendorId``). Others: ``NotSupported``.
+GetLog, GetTransactionStatus, DataTransfer (``UnknownVendorId``), and the certificate
+messages (a :class:`~.certificates.CertificateStore`, persisted): InstallCertificate (M05),
+GetInstalledCertificateIds (M03), DeleteCertificate (M04), CertificateSigned (A02/A03, after
+TriggerMessage(SignChargingStationCertificate) sent SignCertificate with a CSR). Others:
+``NotSupported``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from ocppkit.messages import v201
 from ocppkit.protocol import ErrorCode, HandlerError
 from ocppkit.station.authorization import AuthInfo, AuthSettings
 from ocppkit.station.behaviour import ActionRefused, Behaviour, Port, Reservation, Tx
+from ocppkit.station.certificates import CertificateError, CertificateStore
 from ocppkit.station.charging_profile import PURPOSE_V201, from_v201
 from ocppkit.station.delivery import SeqNos
 from ocppkit.station.device_model import (
@@ -93,6 +98,7 @@ class Behaviour201(Behaviour):
         self._dm_snapshot: dict[str, Any] | None = None
         self.model = Station201(dict.fromkeys(range(1, cfg.connectors + 1), 1))
         self.seq = SeqNos()
+        self.certs = CertificateStore()
         self._charging_states: dict[str, v201.ChargingStateEnum] = {}
         """The chargingState last reported per transaction (ChargingStateChanged)."""
         self.log_status = "Idle"
@@ -207,13 +213,18 @@ class Behaviour201(Behaviour):
         # written with every queued message: keep it until a change.
         if self._dm_snapshot is None:
             self._dm_snapshot = self.dm.to_dict()
-        return {"device_model": self._dm_snapshot, "seq": self.seq.to_dict()}
+        return {
+            "device_model": self._dm_snapshot,
+            "seq": self.seq.to_dict(),
+            "certs": self.certs.to_dict(),
+        }
 
     def model_from_dict(self, data: dict[str, Any]) -> None:
         if "device_model" in data:
             self.dm = DeviceModel.from_dict(data["device_model"], self._specs)
         self._dm_snapshot = None
         self.seq = SeqNos.from_dict(data.get("seq", {}))
+        self.certs = CertificateStore.from_dict(data.get("certs", {}))
 
     def reboot_model(self) -> None:
         self.dm.reboot()
@@ -393,6 +404,10 @@ class Behaviour201(Behaviour):
         r("GetLog", self.on_get_log)
         r("GetTransactionStatus", self.on_get_transaction_status)
         r("DataTransfer", self.on_data_transfer)
+        r("InstallCertificate", self.on_install_certificate)
+        r("GetInstalledCertificateIds", self.on_get_installed_certificate_ids)
+        r("DeleteCertificate", self.on_delete_certificate)
+        r("CertificateSigned", self.on_certificate_signed)
 
     def on_request_start(self, req: v201.RequestStartTransactionRequest, _: Any) -> dict[str, Any]:
         """F01/F02: Accepted when an EVSE can take the session; it starts in the background.
@@ -546,6 +561,8 @@ class Behaviour201(Behaviour):
             self.st.post("FirmwareStatusNotification", payload, triggered=True)
         elif what is trig.LOG_STATUS_NOTIFICATION:
             self.st.post("LogStatusNotification", {"status": "Idle"}, triggered=True)
+        elif what is trig.SIGN_CHARGING_STATION_CERTIFICATE:
+            self.st.spawn(self.sign_certificate())
         else:
             return {"status": "NotImplemented"}
         return {"status": "Accepted"}
@@ -681,6 +698,77 @@ class Behaviour201(Behaviour):
 
     def on_data_transfer(self, req: v201.DataTransferRequest, _: Any) -> dict[str, Any]:
         return {"status": "UnknownVendorId"}
+
+    # -- certificates (A02/A03, M03-M05) ---------------------------------------------------------
+
+    async def sign_certificate(self) -> None:
+        """A02/A03 via F06: a fresh key pair, SignCertificate with a CSR (CN = the serial number,
+        else the station id; O = SecurityCtrlr.OrganizationName); the private key stays here
+        (A02.FR.05)."""
+        await asyncio.sleep(0.05)  # the .conf goes out first
+        organization = self.dm.actual(_key("SecurityCtrlr", "OrganizationName")) or ""
+        common_name = self.st.config.serial_number or self.st.station_id  # A00.FR.405
+        csr = self.certs.make_csr(common_name, organization)
+        await self.st.save()
+        self.st.post(
+            "SignCertificate",
+            {"csr": csr, "certificateType": "ChargingStationCertificate"},
+            triggered=True,
+        )
+
+    async def on_certificate_signed(
+        self, req: v201.CertificateSignedRequest, _: Any
+    ) -> dict[str, Any]:
+        """A02.FR.06-style checks: the chain parses and its leaf is for the pending key, else
+        Rejected and a SecurityEventNotification InvalidChargingStationCertificate."""
+        try:
+            self.certs.accept_signed(req.certificate_chain, self.st.now())
+        except CertificateError as exc:
+            self.st.post(
+                "SecurityEventNotification",
+                {
+                    "type": "InvalidChargingStationCertificate",
+                    "timestamp": self.st.now().isoformat(),
+                    "techInfo": str(exc)[:255],
+                },
+            )
+            return {"status": "Rejected"}
+        await self.st.save()
+        return {"status": "Accepted"}
+
+    async def on_install_certificate(
+        self, req: v201.InstallCertificateRequest, _: Any
+    ) -> dict[str, Any]:
+        """M05: Accepted (stored), Rejected for a certificate that does not parse."""
+        try:
+            self.certs.install(str(req.certificate_type), req.certificate)
+        except CertificateError:
+            return {"status": "Rejected"}
+        await self.st.save()
+        return {"status": "Accepted"}
+
+    def on_get_installed_certificate_ids(
+        self, req: v201.GetInstalledCertificateIdsRequest, _: Any
+    ) -> dict[str, Any]:
+        """M03: the hash data of the installed roots of the asked types (all: none asked)."""
+        types = _opt(req.certificate_type)
+        wanted = None if types is None else [str(t) for t in types]
+        chain = [
+            {"certificateType": t, "certificateHashData": d.to_wire()}
+            for t, d in self.certs.installed(wanted)
+        ]
+        if not chain:
+            return {"status": "NotFound"}
+        return {"status": "Accepted", "certificateHashDataChain": chain}
+
+    async def on_delete_certificate(
+        self, req: v201.DeleteCertificateRequest, _: Any
+    ) -> dict[str, Any]:
+        """M04: Accepted, NotFound, or Failed for the station's own certificate (M04.FR.05)."""
+        status = self.certs.delete(msgspec.to_builtins(req.certificate_hash_data))
+        if status == "Accepted":
+            await self.st.save()
+        return {"status": status}
 
 
 @functools.lru_cache(maxsize=32)
