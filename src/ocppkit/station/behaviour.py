@@ -51,6 +51,7 @@ import msgspec
 
 from ocppkit.protocol import Router
 from ocppkit.station.authorization import AuthInfo, AuthSettings, DecisionKind, LocalAuthorization
+from ocppkit.station.certificates import CertificateError, CertificateStore
 from ocppkit.station.charging_profile import Profile, ProfileSet, Purpose
 from ocppkit.station.meter import (
     SUPPORTED_MEASURANDS,
@@ -915,3 +916,51 @@ class Behaviour(abc.ABC):
             port.profiles.end_transaction(self.tx_ref(tx))
             port.prune_raw_profiles()
             await self.enqueue_stop(port, tx, StopCause.POWER_LOSS, "AbnormalCondition")
+
+    # -- certificates (A02/A03, M03-M05; the 1.6 Security whitepaper's equivalents) ------------
+    #: SecurityEventNotification type for a refused CertificateSigned (per version).
+    invalid_certificate_event = "InvalidChargingStationCertificate"
+    certs: CertificateStore
+
+    async def _send_csr(self, organization: str, **fields: str) -> None:
+        """A fresh key pair and SignCertificate with its CSR (CN = the serial number, else the
+        station id, A00.FR.405; O = the CPO's name); the private key stays here (A02.FR.05)."""
+        await asyncio.sleep(0.05)  # the .conf of the triggering CALL goes out first
+        common_name = self.st.config.serial_number or self.st.station_id
+        csr = self.certs.make_csr(common_name, organization)
+        await self.st.save()
+        self.st.post("SignCertificate", {"csr": csr, **fields}, triggered=True)
+
+    async def _certificate_signed(self, chain: str) -> dict[str, Any]:
+        """Accepted when the chain parses, its leaf is for the pending key and valid now; else
+        Rejected and a SecurityEventNotification (A02.FR.06/07)."""
+        try:
+            self.certs.accept_signed(chain, self.st.now())
+        except CertificateError as exc:
+            self.st.post(
+                "SecurityEventNotification",
+                {
+                    "type": self.invalid_certificate_event,
+                    "timestamp": self.st.now().isoformat(),
+                    "techInfo": str(exc)[:255],
+                },
+            )
+            return {"status": "Rejected"}
+        await self.st.save()
+        return {"status": "Accepted"}
+
+    async def _install_certificate(self, certificate_type: str, pem: str) -> dict[str, Any]:
+        """M05: Accepted (stored), Rejected for a certificate that does not parse."""
+        try:
+            self.certs.install(certificate_type, pem)
+        except CertificateError:
+            return {"status": "Rejected"}
+        await self.st.save()
+        return {"status": "Accepted"}
+
+    async def _delete_certificate(self, hash_data: Any) -> dict[str, Any]:
+        """M04: Accepted, NotFound, or Failed for the station's own certificate (M04.FR.05)."""
+        status = self.certs.delete(msgspec.to_builtins(hash_data))
+        if status == "Accepted":
+            await self.st.save()
+        return {"status": status}

@@ -29,7 +29,7 @@ import msgspec
 from ocppkit.messages import v16
 from ocppkit.station.authorization import AuthInfo, AuthSettings
 from ocppkit.station.behaviour import Behaviour, Port, Reservation, Tx
-from ocppkit.station.certificates import ROOT_TYPES_V16, CertificateError, CertificateStore
+from ocppkit.station.certificates import ROOT_TYPES_V16, CertificateStore
 from ocppkit.station.charging_profile import PURPOSE_V16, from_v16
 from ocppkit.station.config16 import Configuration16
 from ocppkit.station.delivery import TransactionIds, with_transaction_id
@@ -57,6 +57,8 @@ def _opt(value: Any) -> Any:
 
 class Behaviour16(Behaviour):
     """An OCPP 1.6 station's model, messages and CSMS handlers."""
+
+    invalid_certificate_event = "InvalidChargePointCertificate"
 
     version = "1.6"
 
@@ -580,54 +582,24 @@ class Behaviour16(Behaviour):
         return {"status": "Accepted"}
 
     async def sign_certificate(self) -> None:
-        """Use case "Update Charge Point Certificate": a fresh key pair and a CSR (CN = the
-        serial number, else the station id; O = CpoName) in SignCertificate; the private key
-        stays here."""
-        await asyncio.sleep(0.05)  # the .conf goes out first
-        organization = self.config.value("CpoName") or self.st.config.vendor
-        common_name = self.st.config.serial_number or self.st.station_id  # A00.FR.405
-        csr = self.certs.make_csr(common_name, organization)
-        await self.st.save()
-        self.st.post("SignCertificate", {"csr": csr}, triggered=True)
+        """Use case "Update Charge Point Certificate": SignCertificate with a CSR whose O is
+        CpoName (the vendor when none is configured)."""
+        await self._send_csr(self.config.value("CpoName") or self.st.config.vendor)
 
     async def on_certificate_signed(
         self, req: v16.CertificateSignedRequest, _: Any
     ) -> dict[str, Any]:
-        """Accepted when the chain parses and its leaf is for the pending key; else Rejected
-        and a SecurityEventNotification InvalidChargePointCertificate."""
-        try:
-            self.certs.accept_signed(req.certificate_chain, self.st.now())
-        except CertificateError as exc:
-            self.st.post(
-                "SecurityEventNotification",
-                {
-                    "type": "InvalidChargePointCertificate",
-                    "timestamp": self.st.now().isoformat(),
-                    "techInfo": str(exc)[:255],
-                },
-            )
-            return {"status": "Rejected"}
-        await self.st.save()
-        return {"status": "Accepted"}
+        return await self._certificate_signed(req.certificate_chain)
 
     async def on_install_certificate(
         self, req: v16.InstallCertificateRequest, _: Any
     ) -> dict[str, Any]:
-        try:
-            self.certs.install(str(req.certificate_type), req.certificate)
-        except CertificateError:
-            return {"status": "Rejected"}
-        await self.st.save()
-        return {"status": "Accepted"}
+        return await self._install_certificate(str(req.certificate_type), req.certificate)
 
     async def on_delete_certificate(
         self, req: v16.DeleteCertificateRequest, _: Any
     ) -> dict[str, Any]:
-        data = msgspec.to_builtins(req.certificate_hash_data)
-        status = self.certs.delete(data)
-        if status == "Accepted":
-            await self.st.save()
-        return {"status": status}
+        return await self._delete_certificate(req.certificate_hash_data)
 
     def on_get_installed_certificate_ids(
         self, req: v16.GetInstalledCertificateIdsRequest, _: Any

@@ -39,7 +39,7 @@ from ocppkit.messages import v201
 from ocppkit.protocol import ErrorCode, HandlerError
 from ocppkit.station.authorization import AuthInfo, AuthSettings
 from ocppkit.station.behaviour import ActionRefused, Behaviour, Port, Reservation, Tx
-from ocppkit.station.certificates import CertificateError, CertificateStore
+from ocppkit.station.certificates import CertificateStore
 from ocppkit.station.charging_profile import PURPOSE_V201, from_v201
 from ocppkit.station.delivery import SeqNos
 from ocppkit.station.device_model import (
@@ -702,50 +702,20 @@ class Behaviour201(Behaviour):
     # -- certificates (A02/A03, M03-M05) ---------------------------------------------------------
 
     async def sign_certificate(self) -> None:
-        """A02/A03 via F06: a fresh key pair, SignCertificate with a CSR (CN = the serial number,
-        else the station id; O = SecurityCtrlr.OrganizationName); the private key stays here
-        (A02.FR.05)."""
-        await asyncio.sleep(0.05)  # the .conf goes out first
+        """A02/A03 via F06: SignCertificate with a CSR whose O is
+        SecurityCtrlr.OrganizationName."""
         organization = self.dm.actual(_key("SecurityCtrlr", "OrganizationName")) or ""
-        common_name = self.st.config.serial_number or self.st.station_id  # A00.FR.405
-        csr = self.certs.make_csr(common_name, organization)
-        await self.st.save()
-        self.st.post(
-            "SignCertificate",
-            {"csr": csr, "certificateType": "ChargingStationCertificate"},
-            triggered=True,
-        )
+        await self._send_csr(organization, certificateType="ChargingStationCertificate")
 
     async def on_certificate_signed(
         self, req: v201.CertificateSignedRequest, _: Any
     ) -> dict[str, Any]:
-        """A02.FR.06-style checks: the chain parses and its leaf is for the pending key, else
-        Rejected and a SecurityEventNotification InvalidChargingStationCertificate."""
-        try:
-            self.certs.accept_signed(req.certificate_chain, self.st.now())
-        except CertificateError as exc:
-            self.st.post(
-                "SecurityEventNotification",
-                {
-                    "type": "InvalidChargingStationCertificate",
-                    "timestamp": self.st.now().isoformat(),
-                    "techInfo": str(exc)[:255],
-                },
-            )
-            return {"status": "Rejected"}
-        await self.st.save()
-        return {"status": "Accepted"}
+        return await self._certificate_signed(req.certificate_chain)
 
     async def on_install_certificate(
         self, req: v201.InstallCertificateRequest, _: Any
     ) -> dict[str, Any]:
-        """M05: Accepted (stored), Rejected for a certificate that does not parse."""
-        try:
-            self.certs.install(str(req.certificate_type), req.certificate)
-        except CertificateError:
-            return {"status": "Rejected"}
-        await self.st.save()
-        return {"status": "Accepted"}
+        return await self._install_certificate(str(req.certificate_type), req.certificate)
 
     def on_get_installed_certificate_ids(
         self, req: v201.GetInstalledCertificateIdsRequest, _: Any
@@ -764,11 +734,7 @@ class Behaviour201(Behaviour):
     async def on_delete_certificate(
         self, req: v201.DeleteCertificateRequest, _: Any
     ) -> dict[str, Any]:
-        """M04: Accepted, NotFound, or Failed for the station's own certificate (M04.FR.05)."""
-        status = self.certs.delete(msgspec.to_builtins(req.certificate_hash_data))
-        if status == "Accepted":
-            await self.st.save()
-        return {"status": status}
+        return await self._delete_certificate(req.certificate_hash_data)
 
 
 @functools.lru_cache(maxsize=32)
