@@ -199,6 +199,11 @@ def csms201(rec: Recorder) -> type[MhCp201]:
             rec.add(self.id, "FirmwareStatusNotification", kw)
             return r201.FirmwareStatusNotification()
 
+        @on("ReportChargingProfiles")
+        def on_report_charging_profiles(self, **kw: Any) -> Any:
+            rec.add(self.id, "ReportChargingProfiles", kw)
+            return r201.ReportChargingProfiles()
+
         @on("LogStatusNotification")
         def on_log_status(self, **kw: Any) -> Any:
             rec.add(self.id, "LogStatusNotification", kw)

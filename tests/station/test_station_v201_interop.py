@@ -304,7 +304,7 @@ async def test_firmware_log_local_list_cache_data_transfer(
     assert (await call(point, c201.ClearCache())).status == "Accepted"
     assert (await call(point, c201.DataTransfer(vendor_id="acme"))).status == "UnknownVendorId"
     with pytest.raises(NotSupportedError):
-        await call(point, c201.GetChargingProfiles(request_id=1, charging_profile={}))
+        await call(point, c201.GetDisplayMessages(request_id=1))
     fw = await call(
         point,
         c201.UpdateFirmware(

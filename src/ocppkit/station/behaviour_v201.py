@@ -15,7 +15,9 @@ Transaction.End value. An event that happened while offline carries ``offline = 
 
 CSMS-initiated messages answered: RequestStart/StopTransaction, Reset (Immediate, OnIdle;
 an EVSE-level reset is Rejected), ChangeAvailability, UnlockConnector, Get/SetVariables,
-GetBaseReport (then NotifyReport), TriggerMessage, ClearCache, SendLocalList,
+GetBaseReport and GetReport (B08; then NotifyReport), SetNetworkProfile (B09, stored and
+persisted, not yet used to connect), GetChargingProfiles (K09; then ReportChargingProfiles),
+TriggerMessage, ClearCache, SendLocalList,
 GetLocalListVersion, Set/ClearChargingProfile, GetCompositeSchedule, ReserveNow (an EVSE is
 needed: ``ReservationCtrlr.NonEvseSpecific`` is false), CancelReservation, UpdateFirmware,
 GetLog, GetTransactionStatus, DataTransfer (``UnknownVendorId``), and the certificate
@@ -103,6 +105,8 @@ class Behaviour201(Behaviour):
         """The chargingState last reported per transaction (ChargingStateChanged)."""
         self.log_status = "Idle"
         self.firmware_request_id: int | None = None
+        self.network_profiles: dict[int, dict[str, Any]] = {}
+        """SetNetworkProfile (B09) profiles by configurationSlot, wire form, persisted."""
         super().__init__(station)
 
     @staticmethod
@@ -217,6 +221,7 @@ class Behaviour201(Behaviour):
             "device_model": self._dm_snapshot,
             "seq": self.seq.to_dict(),
             "certs": self.certs.to_dict(),
+            "network_profiles": {str(k): v for k, v in self.network_profiles.items()},
         }
 
     def model_from_dict(self, data: dict[str, Any]) -> None:
@@ -225,6 +230,9 @@ class Behaviour201(Behaviour):
         self._dm_snapshot = None
         self.seq = SeqNos.from_dict(data.get("seq", {}))
         self.certs = CertificateStore.from_dict(data.get("certs", {}))
+        self.network_profiles = {
+            int(slot): profile for slot, profile in data.get("network_profiles", {}).items()
+        }
 
     def reboot_model(self) -> None:
         self.dm.reboot()
@@ -391,6 +399,9 @@ class Behaviour201(Behaviour):
         r("GetVariables", self.on_get_variables)
         r("SetVariables", self.on_set_variables)
         r("GetBaseReport", self.on_get_base_report)
+        r("GetReport", self.on_get_report)
+        r("SetNetworkProfile", self.on_set_network_profile)
+        r("GetChargingProfiles", self.on_get_charging_profiles)
         r("TriggerMessage", self.on_trigger)
         r("ClearCache", self.on_clear_cache)
         r("SendLocalList", self.on_send_local_list)
@@ -501,10 +512,90 @@ class Behaviour201(Behaviour):
         return reply
 
     async def _notify_report(self, req: v201.GetBaseReportRequest) -> None:
-        for message in self.dm.notify_reports(
-            req.request_id, req.report_base, generated_at=self.st.now()
-        ):
-            await self.st.request("NotifyReport", message, while_pending=True)
+        pages = self.dm.notify_reports(req.request_id, req.report_base, generated_at=self.st.now())
+        await self._send_all("NotifyReport", pages)
+
+    def on_get_report(self, req: v201.GetReportRequest, _: Any) -> msgspec.Struct:
+        """B08: Accepted then NotifyReport pages; EmptyResultSet / NotSupported."""
+        reply, pages = self.dm.get_report(req, generated_at=self.st.now())
+        if pages:
+            self.st.spawn(self._send_all("NotifyReport", pages))
+        return reply
+
+    async def _send_all(self, action: str, messages: list[Any]) -> None:
+        for message in messages:
+            await self.st.request(action, message, while_pending=True)
+
+    async def on_set_network_profile(
+        self, req: v201.SetNetworkProfileRequest, _: Any
+    ) -> dict[str, Any]:
+        """B09: Rejected for a slot outside ``NetworkConfigurationPriority``'s valuesList
+        (0..7) or a securityProfile below the current one (A00.FR.005); else stored by slot
+        (persisted with the station state; the station does not connect with it yet)."""
+        spec = next(
+            s for s in self._specs if s.key == _key("OCPPCommCtrlr", "NetworkConfigurationPriority")
+        )
+        slots = {int(v) for v in spec.values_list or ()}
+        profile = req.connection_data
+        if req.configuration_slot not in slots:
+            return {"status": "Rejected", "statusInfo": {"reasonCode": "InvalidSlot"}}
+        if profile.security_profile < self.dm.security_profile:
+            return {"status": "Rejected", "statusInfo": {"reasonCode": "SecurityDowngrade"}}
+        self.network_profiles[req.configuration_slot] = msgspec.to_builtins(profile)
+        await self.st.save()
+        return {"status": "Accepted"}
+
+    def on_get_charging_profiles(
+        self, req: v201.GetChargingProfilesRequest, _: Any
+    ) -> dict[str, Any]:
+        """K09: Accepted then ReportChargingProfiles, one per EVSE (source CSO: every
+        profile here came from the CSMS), ``tbc`` on all but the last; NoProfiles when
+        none matches. A station-wide purpose, or a profile on every EVSE, is EVSE 0's."""
+        crit = req.charging_profile
+        sources = _opt(crit.charging_limit_source)
+        if sources is not None and v201.ChargingLimitSourceEnum.CSO not in sources:
+            return {"status": "NoProfiles"}
+        ids = _opt(crit.charging_profile_id)
+        purpose = _opt(crit.charging_profile_purpose)
+        stack = _opt(crit.stack_level)
+        wanted_evse = _opt(req.evse_id)
+        groups: dict[int, dict[int, v201.ChargingProfile]] = {}
+        p = v201.ChargingProfilePurposeEnum
+        station_wide = (p.CHARGING_STATION_MAX_PROFILE, p.CHARGING_STATION_EXTERNAL_CONSTRAINTS)
+        for port in self.ports.values():
+            for pid, raw in port.raw_profiles.items():
+                profile = msgspec.convert(raw, v201.ChargingProfile)
+                everywhere = len(self.ports) > 1 and all(
+                    pid in other.raw_profiles for other in self.ports.values()
+                )
+                evse = (
+                    0 if profile.charging_profile_purpose in station_wide or everywhere else port.id
+                )
+                if wanted_evse is not None and evse != wanted_evse:
+                    continue
+                if ids is not None and pid not in ids:
+                    continue
+                if purpose is not None and profile.charging_profile_purpose is not purpose:
+                    continue
+                if stack is not None and profile.stack_level != stack:
+                    continue
+                groups.setdefault(evse, {})[pid] = profile
+        if not groups:
+            return {"status": "NoProfiles"}
+        reports = []
+        for evse, profiles in sorted(groups.items()):
+            reports.append(
+                v201.ReportChargingProfilesRequest(
+                    request_id=req.request_id,
+                    charging_limit_source=v201.ChargingLimitSourceEnum.CSO,
+                    charging_profile=list(profiles.values()),
+                    evse_id=evse,
+                )
+            )
+        for report in reports[:-1]:
+            report.tbc = True
+        self.st.spawn(self._send_all("ReportChargingProfiles", reports))
+        return {"status": "Accepted"}
 
     def on_trigger(self, req: v201.TriggerMessageRequest, _: Any) -> dict[str, Any]:
         """F06: Accepted, then the message; an unknown EVSE is Rejected."""

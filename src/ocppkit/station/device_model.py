@@ -1,4 +1,4 @@
-"""The OCPP 2.0.1 device model of an emulated station: GetVariables, SetVariables, GetBaseReport.
+"""The OCPP 2.0.1 device model of an emulated station: Get/SetVariables, GetBase/GetReport.
 
 Theory of operation
 -------------------
@@ -25,6 +25,9 @@ ones plus the optional ones the emulator acts on); each row is a :class:`Variabl
   availability and problem states -- as :class:`~ocppkit.messages.v201.NotifyReportRequest`
   s numbered from ``seqNo`` 0, each within ``DeviceDataCtrlr.ItemsPerMessage`` /
   ``BytesPerMessage`` for GetReport, ``tbc`` true on all but the last.
+* GetReport (B08): the same pages for the requested componentVariables and/or the
+  components meeting componentCriteria (:meth:`DeviceModel.get_report`); EmptyResultSet
+  when nothing matches, NotSupported for a criterion no component has a variable for.
 
 More than ``ItemsPerMessage`` items in one Get/SetVariables is the CSMS's fault (B05
 / B06: the CSMS SHALL NOT send more): :class:`TooManyItemsError` carries the CALLERROR
@@ -533,6 +536,32 @@ def _component_key(component: v201.Component) -> tuple[str, str | None, int | No
     )  # fmt: skip
 
 
+def _given(value: _T | msgspec.UnsetType) -> _T | None:
+    return None if isinstance(value, msgspec.UnsetType) else value
+
+
+def _matches(key: VariableKey, wanted: v201.ComponentVariable) -> bool:
+    """``key`` is one of the variables ``wanted`` names (absent fields match anything)."""
+    component = wanted.component
+    if key.component != component.name:
+        return False
+    instance = _given(component.instance)
+    if instance is not None and key.component_instance != instance:
+        return False
+    evse = _given(component.evse)
+    if evse is not None:
+        connector = _given(evse.connector_id)
+        if key.evse != evse.id or (connector is not None and key.connector != connector):
+            return False
+    variable = _given(wanted.variable)
+    if variable is None:
+        return True
+    variable_instance = _given(variable.instance)
+    return key.variable == variable.name and (
+        variable_instance is None or key.variable_instance == variable_instance
+    )
+
+
 class DeviceModel:
     """The components, variables and attribute values of one 2.0.1 station.
 
@@ -777,6 +806,24 @@ class DeviceModel:
         ``bytes_per_message`` bytes (defaults: ``DeviceDataCtrlr`` ItemsPerMessage /
         BytesPerMessage for GetReport); one item larger than that still goes alone.
         """
+        return self._pages(
+            request_id,
+            self.report_data(report_base),
+            generated_at=generated_at,
+            items_per_message=items_per_message,
+            bytes_per_message=bytes_per_message,
+        )
+
+    def _pages(
+        self,
+        request_id: int,
+        items: list[v201.ReportData],
+        *,
+        generated_at: datetime,
+        items_per_message: int | None,
+        bytes_per_message: int | None,
+    ) -> list[v201.NotifyReportRequest]:
+        """``items`` as NotifyReport pages (seqNo from 0, ``tbc`` on all but the last)."""
         max_items = max(1, items_per_message or self.items_per_message("GetReport"))
         max_bytes = bytes_per_message or self._int(
             VariableKey("DeviceDataCtrlr", "BytesPerMessage", variable_instance="GetReport"),
@@ -791,7 +838,7 @@ class DeviceModel:
         ) + len(',"reportData":[]') + 10  # fmt: skip
         chunks: list[list[v201.ReportData]] = []
         size = 0
-        for item in self.report_data(report_base):
+        for item in items:
             item_size = len(msgspec.json.encode(item)) + 1
             if not chunks or len(chunks[-1]) >= max_items or size + item_size > max_bytes:
                 chunks.append([])
@@ -822,6 +869,67 @@ class DeviceModel:
             else v201.GenericDeviceModelStatusEnum.EMPTY_RESULT_SET
         )
         return v201.GetBaseReportResponse(status=status)
+
+    # -- GetReport (B08) ------------------------------------------------------------------
+
+    def _criterion_met(self, entry: _Entry, criterion: v201.ComponentCriterionEnum) -> bool:
+        """The component of ``entry`` has the criterion's variable and it is true."""
+        k = entry.spec.key
+        flag = VariableKey(k.component, criterion.value, k.component_instance, k.evse, k.connector)
+        return self._value(flag) == "true"
+
+    def _evaluable(self, criterion: v201.ComponentCriterionEnum) -> bool:
+        return any(key.variable == criterion.value for key in self._entries)
+
+    def filtered_report_data(
+        self,
+        component_variables: Sequence[v201.ComponentVariable] = (),
+        criteria: Sequence[v201.ComponentCriterionEnum] = (),
+    ) -> list[v201.ReportData] | None:
+        """The ReportData items of a GetReport (B08), in table order: the variables named by
+        ``component_variables`` (a component without a variable: all its variables; an
+        absent instance or EVSE matches any) of the components meeting any of ``criteria``
+        (their ``Available``/``Enabled``/``Active``/``Problem`` variable is true). ``None``
+        when a criterion cannot be evaluated (no component has that variable)."""
+        if any(not self._evaluable(criterion) for criterion in criteria):
+            return None
+        limit = self._int(VariableKey("DeviceDataCtrlr", "ReportingValueSize"), 2500)
+        items = []
+        for entry in self._entries.values():
+            if component_variables and not any(
+                _matches(entry.spec.key, cv) for cv in component_variables
+            ):
+                continue
+            if criteria and not any(self._criterion_met(entry, c) for c in criteria):
+                continue
+            items.append(self._report_item(entry, limit))
+        return items
+
+    def get_report(
+        self, request: v201.GetReportRequest, *, generated_at: datetime
+    ) -> tuple[v201.GetReportResponse, list[v201.NotifyReportRequest]]:
+        """The reply to a GetReport (B08) and the NotifyReport pages to send after it
+        (none unless Accepted): EmptyResultSet when nothing matches, NotSupported for a
+        criterion the model cannot evaluate."""
+        status = v201.GenericDeviceModelStatusEnum
+        cvs = request.component_variable
+        crit = request.component_criteria
+        items = self.filtered_report_data(
+            [] if isinstance(cvs, msgspec.UnsetType) else cvs,
+            [] if isinstance(crit, msgspec.UnsetType) else crit,
+        )
+        if items is None:
+            return v201.GetReportResponse(status=status.NOT_SUPPORTED), []
+        if not items:
+            return v201.GetReportResponse(status=status.EMPTY_RESULT_SET), []
+        pages = self._pages(
+            request.request_id,
+            items,
+            generated_at=generated_at,
+            items_per_message=None,
+            bytes_per_message=None,
+        )
+        return v201.GetReportResponse(status=status.ACCEPTED), pages
 
     @staticmethod
     def _component(key: VariableKey) -> v201.Component:
