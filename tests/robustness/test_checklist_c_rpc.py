@@ -454,14 +454,20 @@ async def _c11_security_error(csms: Start, db_url: str) -> None:
         running = await csms(unknown_stations=policy)
         if status == "Rejected":  # a known station the registry has Rejected (unknown: 404)
             async with Database(db_url) as db, db.session() as session:
-                await repositories.upsert_station_on_boot(
+                await repositories.register_boots(
                     session,
-                    "C11-Rejected",
-                    now=datetime.now(UTC),
-                    ocpp_version="2.0.1",
-                    vendor="Robust",
-                    model="Raw",
-                    registration_status="Rejected",
+                    [
+                        {
+                            "station_id": "C11-Rejected",
+                            "now": datetime.now(UTC),
+                            "ocpp_version": "2.0.1",
+                            "vendor": "Robust",
+                            "model": "Raw",
+                            "serial_number": None,
+                            "firmware_version": None,
+                            "default_status": "Rejected",
+                        }
+                    ],
                 )
                 await session.commit()
         before = await row_counts(db_url)

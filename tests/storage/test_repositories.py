@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import func, select, text
@@ -28,11 +29,27 @@ from .conftest import OpenDatabase
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
 
+def _boot_row(station_id: str = "CP1", now: datetime = T0, **fields: Any) -> repo.BootRow:
+    row: repo.BootRow = {
+        "station_id": station_id,
+        "now": now,
+        "ocpp_version": "1.6",
+        "vendor": "Acme",
+        "model": "X1",
+        "serial_number": None,
+        "firmware_version": None,
+        "default_status": "Accepted",
+    }
+    return cast(repo.BootRow, {**row, **fields})
+
+
+def _presence(station_id: str, now: datetime, online: bool, version: str | None = None) -> Any:
+    return {"station_id": station_id, "now": now, "online": online, "ocpp_version": version}
+
+
 async def _boot(db: Database, station_id: str = "CP1") -> None:
     async with db.session() as s:
-        await repo.upsert_station_on_boot(
-            s, station_id, now=T0, ocpp_version="1.6", vendor="Acme", model="X1"
-        )
+        assert await repo.register_boots(s, [_boot_row(station_id)]) == ["Accepted"]
         await s.commit()
 
 
@@ -44,16 +61,9 @@ async def test_boot_upserts_station_and_keeps_credentials(db: Database) -> None:
         station.password_hash = "hash"
         await s.commit()
     async with db.session() as s:
-        await repo.upsert_station_on_boot(
-            s,
-            "CP1",
-            now=T0 + timedelta(hours=1),
-            ocpp_version="1.6",
-            vendor="Acme",
-            model="X1",
-            firmware_version="2.0",
-        )
-        await repo.mark_offline(s, "CP1", now=T0 + timedelta(hours=2))
+        later = T0 + timedelta(hours=1)
+        await repo.register_boots(s, [_boot_row(now=later, firmware_version="2.0")])
+        await repo.record_presence(s, [_presence("CP1", T0 + timedelta(hours=2), False)])
         await s.commit()
         station = await s.get(Station, "CP1", populate_existing=True)
         assert station is not None
@@ -65,9 +75,52 @@ async def test_boot_upserts_station_and_keeps_credentials(db: Database) -> None:
         assert station.created_at == T0
 
 
+async def test_register_boots_statuses_in_one_batch(db: Database) -> None:
+    """The registry decides a known station's status, the policy a new one's; a status an
+    operator set before the first boot wins (registered, Pending by policy: CSMS B02)."""
+    async with db.session() as s:
+        await repo.register_boots(s, [_boot_row("KNOWN-REJECTED", default_status="Rejected")])
+        await repo.record_presence(s, [_presence("BARE", T0, True)])  # connected, no boot
+        await s.commit()
+    async with db.session() as s:
+        statuses = await repo.register_boots(
+            s,
+            [
+                _boot_row("KNOWN-REJECTED", default_status="Accepted"),
+                _boot_row("BARE", default_status="Pending"),
+                _boot_row("NEW", default_status="Pending"),
+                _boot_row("NEW", default_status="Accepted"),  # booted twice in one batch
+            ],
+        )
+        await s.commit()
+    assert statuses == ["Rejected", "Pending", "Pending", "Pending"]
+
+
+async def test_record_presence_keeps_order_and_reports_earlier_acceptance(db: Database) -> None:
+    """A station that left and came back within one batch ends online; only a station
+    Accepted at an earlier boot counts as restored (1.6 §4.2 / 2.0.1 B01)."""
+    await _boot(db, "BOOTED")
+    async with db.session() as s:
+        result = await repo.record_presence(
+            s,
+            [
+                _presence("BOOTED", T0 + timedelta(seconds=1), False),
+                _presence("BOOTED", T0 + timedelta(seconds=2), True, "1.6"),
+                _presence("FRESH", T0 + timedelta(seconds=2), True, "2.0.1"),
+            ],
+        )
+        await s.commit()
+        booted = await s.get(Station, "BOOTED", populate_existing=True)
+        fresh = await s.get(Station, "FRESH", populate_existing=True)
+    assert result == [False, True, False]
+    assert booted is not None and booted.online is True
+    assert booted.last_seen == T0 + timedelta(seconds=2)
+    assert fresh is not None and (fresh.online, fresh.ocpp_version) == (True, "2.0.1")
+
+
 async def test_mark_online_creates_bare_station_and_touch_bumps_last_seen(db: Database) -> None:
     async with db.session() as s:
-        await repo.mark_online(s, "CP9", now=T0, ocpp_version="2.0.1")
+        await repo.record_presence(s, [_presence("CP9", T0, True, "2.0.1")])
         await repo.touch_stations(s, ["CP9", "unknown"], now=T0 + timedelta(seconds=30))
         await s.commit()
         station = await s.get(Station, "CP9", populate_existing=True)
@@ -83,7 +136,7 @@ async def test_mark_online_creates_bare_station_and_touch_bumps_last_seen(db: Da
 async def test_naive_datetimes_are_refused(db: Database) -> None:
     async with db.session() as s:
         with pytest.raises(Exception, match="naive datetime"):
-            await repo.mark_online(s, "CP1", now=datetime(2026, 1, 1))
+            await repo.record_presence(s, [_presence("CP1", datetime(2026, 1, 1), True)])
 
 
 async def test_connector_status_keeps_newest_and_full_history(db: Database) -> None:

@@ -23,13 +23,13 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 from websockets.exceptions import ConnectionClosed
 
+from ocppkit.csms.certificate_signing import CertificateSigning, load_authority
 from ocppkit.csms.metrics import CsmsMetrics
 from ocppkit.csms.settings import CsmsSettings, StationPolicy, TagPolicy, check_supported
 from ocppkit.messages import v16, v21, v201
 from ocppkit.protocol import ErrorCode, HandlerError, OcppVersion, Router
 from ocppkit.storage import Database, repositories
-from ocppkit.storage.group_commit import GroupCommitter, StorageUnavailableError, Unit
-from ocppkit.storage.models import Station
+from ocppkit.storage.group_commit import GroupCommitter, RowWriter, StorageUnavailableError, Unit
 from ocppkit.storage.repositories import MessageLogRow, MeterValueRow
 from ocppkit.transport import Connection
 
@@ -54,6 +54,12 @@ _TRIGGERED_ACTIONS: dict[str, tuple[str, ...]] = {
 MAX_QUEUED_LOG_FRAMES = 100_000
 _frame_head = msgspec.json.Decoder(list[msgspec.Raw])
 _UNSET = msgspec.UNSET
+#: The BootNotification status of a station no operator has decided on, per policy.
+_POLICY_STATUS = {
+    StationPolicy.ACCEPT: "Accepted",
+    StationPolicy.PENDING: "Pending",
+    StationPolicy.REJECT: "Rejected",
+}
 T = TypeVar("T")
 #: OCPP 2.1 stations get the 2.0.1 behaviour with 2.1's own message types.
 _MESSAGES_2X: dict[OcppVersion, Any] = {OcppVersion.V201: v201, OcppVersion.V21: v21}
@@ -112,6 +118,13 @@ class CsmsService:
         self.connections: dict[str, Connection] = {}
         self._accepted: set[str] = set()
         self._log_rows: list[tuple[datetime, str, str, str | bytes]] = []
+        # SignCertificate -> CertificateSigned (A02/A03); the CA files are read here, at start.
+        self.certificate_signing = CertificateSigning(
+            load_authority(settings),
+            security_profile=settings.security_profile,
+            write=self._write,
+            clock=lambda: self.clock(),
+        )
         self.routers = {
             OcppVersion.V16: self._router_16(),
             OcppVersion.V201: self._router_2x(v201),
@@ -193,22 +206,11 @@ class CsmsService:
         self.connections[station_id] = connection
         if not replaced:  # a replacement keeps the station's Boot state (same station)
             self._accepted.discard(station_id)
-        now = self.clock()
-
-        async def online(session: AsyncSession) -> bool:
-            await repositories.mark_online(
-                session, station_id, now=now, ocpp_version=connection.version
-            )
-            station = await session.get(Station, station_id)
-            return (
-                station is not None
-                and station.registration_status == "Accepted"
-                and station.last_boot is not None
-            )
-
         restoring = self._restoring[station_id] = asyncio.get_running_loop().create_future()
         try:
-            if await self._presence(station_id, online) and not connection.closed:
+            if await self._presence(station_id, online=True, version=connection.version) and (
+                not connection.closed
+            ):
                 # Accepted at an earlier boot: a station that only reconnected (no reboot)
                 # need not boot again (1.6 §4.2 / 2.0.1 B01: Boot follows a (re)boot).
                 self._accepted.add(station_id)
@@ -223,11 +225,7 @@ class CsmsService:
             if self.connections.get(station_id) is connection:
                 del self.connections[station_id]
                 self._accepted.discard(station_id)
-                now = self.clock()
-                await self._presence(
-                    station_id,
-                    lambda session: repositories.mark_offline(session, station_id, now=now),
-                )
+                await self._presence(station_id, online=False)
             _log.info(
                 "station disconnected",
                 station_id=station_id,
@@ -235,13 +233,22 @@ class CsmsService:
                 reason=connection.websocket.close_reason or None,
             )
 
-    async def _presence(self, station_id: str, unit: Unit[T]) -> T | None:
-        """Store online/offline; a storage failure is logged, the station is not refused."""
+    async def _presence(self, station_id: str, *, online: bool, version: str | None = None) -> bool:
+        """Store online/offline (with every other station's in the same group commit); True
+        if the station came online and was Accepted at an earlier boot. A storage failure
+        is logged, the station is not refused."""
+        row: repositories.PresenceRow = {
+            "station_id": station_id,
+            "now": self.clock(),
+            "online": online,
+            "ocpp_version": version,
+        }
         try:
-            return await self._write(unit)
+            result = await self._insert(repositories.record_presence, [row])
         except Exception:
             _log.warning("online state not stored", station_id=station_id, exc_info=True)
-            return None
+            return False
+        return bool(result and result[0])
 
     async def _replace_if_dead(self, old: Connection, new: Connection) -> bool:
         """Ping ``old``; without a pong in time, make ``new`` the routable one. True if so."""
@@ -384,35 +391,19 @@ class CsmsService:
     ) -> str:
         """Decide Accepted / Pending / Rejected by registry and policy, store it, return it."""
         station_id = connection.identity
-
-        async def register(session: AsyncSession) -> str:
-            known = await session.get(Station, station_id)
-            # A status other than the Pending of a row created at connection time was set by
-            # an operator (API) before the first boot: it wins over the policy.
-            if known is not None and (
-                known.last_boot is not None or known.registration_status != "Pending"
-            ):
-                status = known.registration_status
-            else:
-                status = {
-                    StationPolicy.ACCEPT: "Accepted",
-                    StationPolicy.PENDING: "Pending",
-                    StationPolicy.REJECT: "Rejected",
-                }[self.settings.station_policy]
-            await repositories.upsert_station_on_boot(
-                session,
-                station_id,
-                now=self.clock(),
-                ocpp_version=connection.version,
-                vendor=vendor,
-                model=model,
-                serial_number=serial_number,
-                firmware_version=firmware_version,
-                registration_status=status,
-            )
-            return status
-
-        status = await self._write(register)
+        row: repositories.BootRow = {
+            "station_id": station_id,
+            "now": self.clock(),
+            "ocpp_version": connection.version,
+            "vendor": vendor,
+            "model": model,
+            "serial_number": serial_number,
+            "firmware_version": firmware_version,
+            "default_status": _POLICY_STATUS[self.settings.station_policy],
+        }
+        # Every boot of the group commit in one read and one write (reconnect storms).
+        statuses = await self._insert(repositories.register_boots, [row])
+        status = str(statuses[0]) if statuses else "Rejected"
         if status == "Accepted":
             self._accepted.add(station_id)
         else:
@@ -441,6 +432,14 @@ class CsmsService:
         """
         try:
             return await self.committer.run(unit)
+        except StorageUnavailableError:
+            raise HandlerError(ErrorCode.INTERNAL_ERROR, "storage unavailable; retry") from None
+
+    async def _insert(self, writer: RowWriter, rows: Sequence[Any]) -> list[Any] | None:
+        """:meth:`GroupCommitter.insert` with storage failures as InternalError (see
+        :meth:`_write`)."""
+        try:
+            return await self.committer.insert(writer, rows)
         except StorageUnavailableError:
             raise HandlerError(ErrorCode.INTERNAL_ERROR, "storage unavailable; retry") from None
 
@@ -488,7 +487,7 @@ class CsmsService:
         on("MeterValues", self._meter_values_16)
         on("DataTransfer", _unknown_vendor(v16.DataTransferResponse, v16.DataTransferStatus))
         on("SecurityEventNotification", self._security_event_16)
-        on("SignCertificate", _reject_csr(v16.SignCertificateResponse, v16.GenericStatusEnum))
+        on("SignCertificate", self.certificate_signing.handler(v16))
         for action, response, field in (
             ("DiagnosticsStatusNotification", v16.DiagnosticsStatusNotificationResponse, "log"),
             ("FirmwareStatusNotification", v16.FirmwareStatusNotificationResponse, "firmware"),
@@ -673,7 +672,7 @@ class CsmsService:
         on("NotifyReport", self._notify_report_2x)
         on("SecurityEventNotification", self._security_event_2x)
         on("DataTransfer", _unknown_vendor(m.DataTransferResponse, m.DataTransferStatusEnum))
-        on("SignCertificate", _reject_csr(m.SignCertificateResponse, m.GenericStatusEnum))
+        on("SignCertificate", self.certificate_signing.handler(m))
         on(
             "FirmwareStatusNotification",
             self._progress(m.FirmwareStatusNotificationResponse, "firmware"),
@@ -861,11 +860,6 @@ def _acknowledge(
 def _unknown_vendor(response: Any, status: Any) -> Callable[[Any, Connection], Any]:
     """DataTransfer: no vendor extensions are registered, so UnknownVendorId (1.6 §6.15)."""
     return lambda request, connection: response(status=status.UNKNOWN_VENDOR_ID)
-
-
-def _reject_csr(response: Any, status: Any) -> Callable[[Any, Connection], Any]:
-    """SignCertificate: no certificate authority is configured on this CSMS, so Rejected."""
-    return lambda request, connection: response(status=status.REJECTED)
 
 
 def _rows_16(

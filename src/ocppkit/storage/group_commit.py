@@ -60,7 +60,8 @@ class StorageUnavailableError(Exception):
     """The database kept failing; nothing of the unit was committed."""
 
 
-#: Writes rows in one statement, e.g. ``repositories.add_meter_values``.
+#: Writes rows in one statement, e.g. ``repositories.add_meter_values``. It may return a
+#: list with one result per row (in the rows' order), which is how each caller learns its own.
 RowWriter = Callable[[AsyncSession, Sequence[Any]], Awaitable[Any]]
 
 
@@ -122,19 +123,26 @@ class GroupCommitter:
         result: T = await self._enqueue(_Pending(unit, self._future()))
         return result
 
-    async def insert(self, writer: RowWriter, rows: Sequence[Any]) -> None:
+    async def insert(self, writer: RowWriter, rows: Sequence[Any]) -> list[Any] | None:
         """Write ``rows`` in the next group transaction; return once committed.
 
         The rows of every caller of the same ``writer`` in one batch go into one call of
         ``writer`` (one multi-row statement instead of one per caller), after the batch's
         other units, so rows may refer to what those units created. Should that combined
         write fail, each caller's rows are retried alone and only the faulty ones fail.
+
+        Returns:
+            This caller's part of what ``writer`` returned when it returns one result per
+            row (a list as long as the rows), else None.
         """
 
-        async def alone(session: AsyncSession) -> None:
-            await writer(session, rows)
+        async def alone(session: AsyncSession) -> list[Any] | None:
+            return _per_row(await writer(session, rows), len(rows))
 
-        await self._enqueue(_Pending(alone, self._future(), writer, rows))
+        result: list[Any] | None = await self._enqueue(
+            _Pending(alone, self._future(), writer, rows)
+        )
+        return result
 
     def _future(self) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -219,16 +227,22 @@ class GroupCommitter:
         async with self.database.session() as session:
             await self.database.begin_write(session)
             results: list[tuple[bool, Any]] = []
-            combined: dict[RowWriter, list[Any]] = {}
+            # writer -> (its rows in batch order, (result index, first row, row count) per caller)
+            combined: dict[RowWriter, tuple[list[Any], list[tuple[int, int, int]]]] = {}
             try:
                 for pending in batch:
                     if pending.writer is None:
                         results.append((True, await pending.unit(session)))
                     else:
-                        combined.setdefault(pending.writer, []).extend(pending.rows)
+                        rows, callers = combined.setdefault(pending.writer, ([], []))
+                        callers.append((len(results), len(rows), len(pending.rows)))
+                        rows.extend(pending.rows)
                         results.append((True, None))
-                for writer, rows in combined.items():
-                    await writer(session, rows)
+                for writer, (rows, callers) in combined.items():
+                    per_row = _per_row(await writer(session, rows), len(rows))
+                    if per_row is not None:
+                        for index, first, count in callers:
+                            results[index] = (True, per_row[first : first + count])
             except Exception as exc:
                 if _transient(exc):
                     raise
@@ -254,6 +268,11 @@ class GroupCommitter:
                     results.append((True, value))
             await session.commit()
         return results
+
+
+def _per_row(result: Any, rows: int) -> list[Any] | None:
+    """``result`` when it is a list with one entry per row, else None."""
+    return result if isinstance(result, list) and len(result) == rows else None
 
 
 def _consume(future: asyncio.Future[Any]) -> None:

@@ -38,9 +38,11 @@ from .models import (
 )
 
 __all__ = [
+    "BootRow",
     "DeviceModelRow",
     "MessageLogRow",
     "MeterValueRow",
+    "PresenceRow",
     "StationEventRow",
     "add_message_log",
     "add_meter_values",
@@ -57,11 +59,11 @@ __all__ = [
     "list_message_log",
     "list_stations",
     "list_transactions",
-    "mark_offline",
-    "mark_online",
     "prune_message_log",
+    "record_presence",
     "record_transaction_event",
     "record_unconfirmed_stop",
+    "register_boots",
     "register_station",
     "sample_key",
     "set_connector_status",
@@ -74,8 +76,9 @@ __all__ = [
     "transaction_seq_nos",
     "upsert_device_model",
     "upsert_id_tag",
-    "upsert_station_on_boot",
 ]
+
+_STATIONS = cast(Table, Station.__table__)
 
 #: Rows per multi-row INSERT: well under SQLite's and asyncpg's bound-parameter limits.
 CHUNK = 500
@@ -139,51 +142,140 @@ async def ensure_station(session: AsyncSession, station_id: str, *, now: datetim
     await session.execute(stmt.on_conflict_do_nothing(index_elements=["id"]))
 
 
-async def upsert_station_on_boot(
-    session: AsyncSession,
-    station_id: str,
-    *,
-    now: datetime,
-    ocpp_version: str,
-    vendor: str,
-    model: str,
-    serial_number: str | None = None,
-    firmware_version: str | None = None,
-    registration_status: str = "Accepted",
-) -> None:
-    """Record a BootNotification: identity fields are overwritten (firmware updates change
-    them); credentials and the security profile are left alone."""
-    fields = {
-        "ocpp_version": ocpp_version,
-        "vendor": vendor,
-        "model": model,
-        "serial_number": serial_number,
-        "firmware_version": firmware_version,
-        "registration_status": registration_status,
-        "online": True,
-        "last_seen": now,
-        "last_boot": now,
-    }
-    stmt = _insert(session, Station).values(id=station_id, created_at=now, **fields)
-    await session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=fields))
+class BootRow(TypedDict):
+    """A BootNotification to record (:func:`register_boots`)."""
+
+    station_id: str
+    now: datetime
+    ocpp_version: str
+    vendor: str
+    model: str
+    serial_number: str | None
+    firmware_version: str | None
+    #: The status for a station no operator has decided on yet (the CSMS's policy).
+    default_status: str
 
 
-async def mark_online(
-    session: AsyncSession, station_id: str, *, now: datetime, ocpp_version: str | None = None
-) -> None:
-    """A station connected (creates the row if this is its first connection)."""
-    fields: dict[str, Any] = {"online": True, "last_seen": now}
-    if ocpp_version is not None:
-        fields["ocpp_version"] = ocpp_version
-    stmt = _insert(session, Station).values(id=station_id, created_at=now, **fields)
-    await session.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=fields))
+class PresenceRow(TypedDict):
+    """A station's socket opened (``online``) or closed (:func:`record_presence`)."""
+
+    station_id: str
+    now: datetime
+    online: bool
+    ocpp_version: str | None
 
 
-async def mark_offline(session: AsyncSession, station_id: str, *, now: datetime) -> None:
-    """A station's socket closed."""
-    await session.execute(
-        update(Station).where(Station.id == station_id).values(online=False, last_seen=now)
+async def register_boots(session: AsyncSession, rows: Sequence[BootRow]) -> list[str]:
+    """Record BootNotifications of many stations in one statement; their statuses, in order.
+
+    A station keeps the status it has once it booted, or one an operator set before its
+    first boot (any status but the Pending of a row created at connection time); otherwise
+    it gets its row's ``default_status``. Identity fields are overwritten (firmware updates
+    change them); credentials and the security profile are left alone.
+
+    Why batched: in a reconnect storm thousands of stations boot within a second; one read
+    and one executemany for all of a group commit's boots cost a fraction of a statement
+    pair per station.
+    """
+    known = await _registrations(session, {row["station_id"] for row in rows})
+    statuses: list[str] = []
+    prepared: list[dict[str, Any]] = []
+    for row in rows:
+        station_id = row["station_id"]
+        current = known.get(station_id)
+        if current is not None and (current[1] or current[0] != "Pending"):
+            status = current[0]
+        else:
+            status = row["default_status"]
+        known[station_id] = (status, True)  # a second boot in the same batch keeps it
+        statuses.append(status)
+        prepared.append(
+            {
+                "id": station_id,
+                "created_at": row["now"],
+                "ocpp_version": row["ocpp_version"],
+                "vendor": row["vendor"],
+                "model": row["model"],
+                "serial_number": row["serial_number"],
+                "firmware_version": row["firmware_version"],
+                "registration_status": status,
+                "online": True,
+                "last_seen": row["now"],
+                "last_boot": row["now"],
+            }
+        )
+    if prepared:
+        stmt = _insert(session, _STATIONS)
+        updated = (
+            "ocpp_version",
+            "vendor",
+            "model",
+            "serial_number",
+            "firmware_version",
+            "registration_status",
+            "online",
+            "last_seen",
+            "last_boot",
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["id"], set_={name: stmt.excluded[name] for name in updated}
+        )
+        await session.execute(stmt, prepared)
+    return statuses
+
+
+async def record_presence(session: AsyncSession, rows: Sequence[PresenceRow]) -> list[bool]:
+    """Mark stations online or offline, in the rows' order (a station that left and came
+    back within one batch ends online); creates the row of a station's first connection.
+
+    Returns, per row, whether the station is online and was Accepted at an earlier boot (a
+    station that only reconnected need not boot again, 1.6 §4.2 / 2.0.1 B01).
+    """
+    if not rows:
+        return []
+    stmt = _insert(session, _STATIONS)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["id"],
+        set_={
+            "online": stmt.excluded.online,
+            "last_seen": stmt.excluded.last_seen,
+            "ocpp_version": func.coalesce(stmt.excluded.ocpp_version, _STATIONS.c.ocpp_version),
+        },
     )
+    await session.execute(
+        stmt,
+        [
+            {
+                "id": row["station_id"],
+                "created_at": row["now"],
+                "online": row["online"],
+                "last_seen": row["now"],
+                "ocpp_version": row["ocpp_version"],
+            }
+            for row in rows
+        ],
+    )
+    known = await _registrations(session, {row["station_id"] for row in rows if row["online"]})
+    return [
+        row["online"] and known.get(row["station_id"]) == ("Accepted", True) for row in rows
+    ]
+
+
+async def _registrations(
+    session: AsyncSession, station_ids: Collection[str]
+) -> dict[str, tuple[str, bool]]:
+    """station id -> (registration status, booted at least once), for those that exist."""
+    ids = list(station_ids)
+    found: dict[str, tuple[str, bool]] = {}
+    for start in range(0, len(ids), CHUNK):
+        result = await session.execute(
+            select(Station.id, Station.registration_status, Station.last_boot).where(
+                Station.id.in_(ids[start : start + CHUNK])
+            )
+        )
+        for station_id, status, last_boot in result:
+            found[station_id] = (status, last_boot is not None)
+    return found
 
 
 async def touch_stations(
