@@ -86,6 +86,19 @@ def csms(
         Path | None,
         typer.Option(help="CA bundle that signs station certificates, PEM (profile 3)."),
     ] = None,
+    ca_cert: Annotated[
+        Path | None,
+        typer.Option(
+            help="CA certificate that signs station CSRs (SignCertificate), PEM; without it "
+            "SignCertificate is answered Rejected (docs/security.md)."
+        ),
+    ] = None,
+    ca_key: Annotated[
+        Path | None, typer.Option(help="Unencrypted private key of --ca-cert, PEM.")
+    ] = None,
+    certificate_validity_days: Annotated[
+        int | None, typer.Option(help="Validity of the station certificates signed, days [365].")
+    ] = None,
 ) -> None:
     """Run the central system: OCPP 1.6 and 2.0.1 on one WebSocket endpoint, with storage.
 
@@ -110,6 +123,9 @@ def csms(
                 "tls_cert": str(tls_cert) if tls_cert else None,
                 "tls_key": str(tls_key) if tls_key else None,
                 "tls_client_ca": str(tls_client_ca) if tls_client_ca else None,
+                "ca_cert": str(ca_cert) if ca_cert else None,
+                "ca_key": str(ca_key) if ca_key else None,
+                "certificate_validity_days": certificate_validity_days,
             },
         )
     except SettingsError as exc:

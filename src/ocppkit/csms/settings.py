@@ -68,6 +68,11 @@ class CsmsSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tls_key: str | None = None  # its private key
     tls_client_ca: str | None = None  # CA bundle that signs station certificates (profile 3)
     cpo_name: str | None = None  # profile 3: required O= of station certificates (A00.FR.404)
+    # Station certificates (A02/A03): a CA that signs CSRs; without one, SignCertificate is
+    # answered Rejected (ocppkit.csms.certificate_authority).
+    ca_cert: str | None = None  # PEM: the signing CA certificate, then any above it
+    ca_key: str | None = None  # PEM: its unencrypted private key
+    certificate_validity_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 365
     auth_attempts_per_minute: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
     duplicate_probe_timeout: Annotated[float, msgspec.Meta(gt=0, le=120)] = 5.0
     # HTTP API: without a token it stays on localhost.
@@ -165,7 +170,7 @@ def check_supported(settings: CsmsSettings) -> None:
     Raises:
         SettingsError: an API reachable from other hosts without ``api_token``; profile 2 or
             3 without ``tls_cert`` and ``tls_key``; profile 3 without ``tls_client_ca``;
-            a short API token.
+            a short API token; ``ca_cert`` without ``ca_key`` or the reverse.
     """
     if settings.api_token is not None and len(settings.api_token) < 16:
         raise SettingsError("api_token: use at least 16 characters")
@@ -179,3 +184,5 @@ def check_supported(settings: CsmsSettings) -> None:
         raise SettingsError(f"security_profile {profile} needs tls_cert and tls_key (PEM files)")
     if profile == 3 and settings.tls_client_ca is None:
         raise SettingsError("security_profile 3 needs tls_client_ca (CA of station certificates)")
+    if (settings.ca_cert is None) != (settings.ca_key is None):
+        raise SettingsError("ca_cert and ca_key go together: set both or neither")

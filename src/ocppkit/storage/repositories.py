@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NotRequired, TypedDict, cast
 
-from sqlalchemy import CursorResult, Table, delete, func, insert, select, update
+from sqlalchemy import CursorResult, Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -79,6 +79,31 @@ __all__ = [
 ]
 
 _STATIONS = cast(Table, Station.__table__)
+_MESSAGE_LOG = cast(Table, MessageLog.__table__)
+_MESSAGE_LOG_COLUMNS = (
+    "time",
+    "station_id",
+    "direction",
+    "message_type",
+    "action",
+    "message_id",
+    "raw",
+)
+_METER_VALUES = cast(Table, MeterValue.__table__)
+_METER_VALUE_COLUMNS = (
+    "station_id",
+    "transaction_id",
+    "evse_id",
+    "timestamp",
+    "measurand",
+    "phase",
+    "unit",
+    "context",
+    "location",
+    "value",
+    "raw_value",
+    "sample_key",
+)
 
 #: Rows per multi-row INSERT: well under SQLite's and asyncpg's bound-parameter limits.
 CHUNK = 500
@@ -575,14 +600,13 @@ async def add_meter_values(session: AsyncSession, rows: Sequence[MeterValueRow])
         values["sample_key"] = sample_key(values)
         prepared.append(values)
     if prepared:
-        # Core INSERT (executemany): the ORM's bulk path costs several times more per row.
         # A sample already stored (a resent message, E2) is skipped.
-        table = cast(Table, MeterValue.__table__)
-        await session.execute(
-            _insert(session, table).on_conflict_do_nothing(
-                index_elements=["station_id", "sample_key"]
-            ),
-            prepared,
+        await _executemany(
+            session,
+            _METER_VALUES,
+            _METER_VALUE_COLUMNS,
+            [tuple(values[name] for name in _METER_VALUE_COLUMNS) for values in prepared],
+            on_conflict_do_nothing=("station_id", "sample_key"),
         )
     return len(prepared)
 
@@ -610,18 +634,64 @@ def sample_key(row: Mapping[str, Any]) -> str:
 async def add_message_log(session: AsyncSession, rows: Sequence[MessageLogRow]) -> int:
     """Append frames to the message log in bulk. Peer-controlled ``action`` and
     ``message_id`` are truncated to their columns rather than failing the batch."""
-    prepared: list[dict[str, Any]] = []
-    for row in rows:
-        values: dict[str, Any] = {"action": None, "message_id": None, **row}
-        if values["action"] is not None:
-            values["action"] = values["action"][:64]
-        if values["message_id"] is not None:
-            values["message_id"] = values["message_id"][:255]
-        prepared.append(values)
+    prepared = [
+        (
+            row["time"],
+            row["station_id"],
+            row["direction"],
+            row["message_type"],
+            None if (action := row.get("action")) is None else action[:64],
+            None if (message_id := row.get("message_id")) is None else message_id[:255],
+            row["raw"],
+        )
+        for row in rows
+    ]
     if prepared:
-        # Core INSERT (executemany): the ORM's bulk path costs several times more per row.
-        await session.execute(insert(cast(Table, MessageLog.__table__)), prepared)
+        await _executemany(session, _MESSAGE_LOG, _MESSAGE_LOG_COLUMNS, prepared)
     return len(prepared)
+
+
+async def _executemany(
+    session: AsyncSession,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    on_conflict_do_nothing: Sequence[str] = (),
+) -> None:
+    """INSERT ``rows`` (tuples in ``columns`` order) with one driver executemany.
+
+    Why not ``session.execute(insert(table), dicts)``: for the hottest tables (the message
+    log, meter values) SQLAlchemy's per-row parameter handling costs about four times what
+    SQLite itself spends on the row (measured: 24 against 5 us per message-log row). The
+    values still go through each column's own bind processing (so times are stored exactly
+    as the ORM stores and reads them), only the per-row dictionary work is skipped.
+    """
+    connection = await session.connection()
+    dialect = connection.dialect
+    processors = [
+        (index, processor)
+        for index, name in enumerate(columns)
+        if (processor := table.c[name].type.bind_processor(dialect)) is not None
+    ]
+
+    def processed(row: Sequence[Any]) -> tuple[Any, ...]:
+        values = list(row)
+        for index, processor in processors:
+            values[index] = processor(values[index])
+        return tuple(values)
+
+    parameters = [processed(row) for row in rows] if processors else [tuple(r) for r in rows]
+    if dialect.paramstyle == "qmark":
+        placeholders = ", ".join("?" for _ in columns)
+    elif dialect.paramstyle == "numeric_dollar":
+        placeholders = ", ".join(f"${number}" for number in range(1, len(columns) + 1))
+    else:  # pragma: no cover - only SQLite and PostgreSQL drivers are supported
+        raise NotImplementedError(f"driver paramstyle {dialect.paramstyle}")
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})"
+    if on_conflict_do_nothing:
+        sql += f" ON CONFLICT ({', '.join(on_conflict_do_nothing)}) DO NOTHING"
+    await connection.exec_driver_sql(sql, parameters)
 
 
 async def prune_message_log(session: AsyncSession, *, retention: timedelta, now: datetime) -> int:
