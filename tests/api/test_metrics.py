@@ -27,6 +27,7 @@ from ocppkit.csms import CsmsSettings
 from ocppkit.csms.metrics import CsmsMetrics
 from ocppkit.node import RunningCsms, start_csms
 from ocppkit.protocol import OcppVersion
+from ocppkit.protocol.frames import peek_head
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -222,11 +223,11 @@ def test_replies_are_counted_under_the_action_they_answer() -> None:
     str and bytes frames, with and without whitespace, read alike."""
     metrics = CsmsMetrics()
     conn = connection()
-    metrics.frame(conn, "out", b' [ 2 , "c1" , "Reset" , {"type": "Soft"} ] ')
-    metrics.frame(conn, "in", '[2,"s1","Heartbeat",{}]')
-    metrics.frame(conn, "out", b'[3,"s1",{"currentTime":"2026-11-27T10:00:00Z"}]')
-    metrics.frame(conn, "in", '[3, "c1", {"status": "Accepted"}]')
-    metrics.frame(conn, "in", '[3,"c1",{"status":"Accepted"}]')  # a duplicate: unmatched
+    metrics.frame(conn, "out", peek_head(b' [ 2 , "c1" , "Reset" , {"type": "Soft"} ] '))
+    metrics.frame(conn, "in", peek_head('[2,"s1","Heartbeat",{}]'))
+    metrics.frame(conn, "out", peek_head(b'[3,"s1",{"currentTime":"2026-11-27T10:00:00Z"}]'))
+    metrics.frame(conn, "in", peek_head('[3, "c1", {"status": "Accepted"}]'))
+    metrics.frame(conn, "in", peek_head('[3,"c1",{"status":"Accepted"}]'))  # a duplicate: unmatched
     samples = counted(metrics)
     name = "ocppkit_messages_total"
     assert value(samples, name, direction="out", type="CALL", action="Reset") == 1
@@ -241,10 +242,10 @@ def test_callerror_codes_of_both_versions_and_unknown_codes() -> None:
     defines is ``other``; a 2.1 CALLRESULTERROR counts as an error too."""
     metrics = CsmsMetrics()
     v16, v21 = connection(), connection(OcppVersion.V21)
-    metrics.frame(v16, "out", '[2,"c1","ClearCache",{}]')
-    metrics.frame(v16, "in", '[4,"c1","OccurenceConstraintViolation","",{}]')
-    metrics.frame(v21, "in", '[4,"x","Bogus-Code","",{}]')
-    metrics.frame(v21, "out", '[5,"y","InternalError","",{}]')
+    metrics.frame(v16, "out", peek_head('[2,"c1","ClearCache",{}]'))
+    metrics.frame(v16, "in", peek_head('[4,"c1","OccurenceConstraintViolation","",{}]'))
+    metrics.frame(v21, "in", peek_head('[4,"x","Bogus-Code","",{}]'))
+    metrics.frame(v21, "out", peek_head('[5,"y","InternalError","",{}]'))
     samples = counted(metrics)
     errors = "ocppkit_call_errors_total"
     assert value(samples, errors, direction="in", code="OccurenceConstraintViolation") == 1
@@ -260,9 +261,9 @@ def test_send_and_invalid_frames() -> None:
     (not JSON, another message type, not an array) is INVALID."""
     metrics = CsmsMetrics()
     conn = connection(OcppVersion.V21)
-    metrics.frame(conn, "in", '[6,"s1","NotifyPeriodicEventStream",{}]')
+    metrics.frame(conn, "in", peek_head('[6,"s1","NotifyPeriodicEventStream",{}]'))
     for frame in ("hello", '[7,"x",{}]', '{"a":1}', "", b"\xff\xfe"):
-        metrics.frame(conn, "in", frame)
+        metrics.frame(conn, "in", peek_head(frame))
     samples = counted(metrics)
     name = "ocppkit_messages_total"
     assert (
@@ -277,10 +278,10 @@ def test_station_chosen_labels_are_bounded() -> None:
     metrics = CsmsMetrics()
     conn = connection()
     for n in range(2000):
-        metrics.frame(conn, "in", f'[2,"m{n}","Action{n}",{{}}]')
-        metrics.frame(conn, "in", f'[4,"e{n}","Code{n}","",{{}}]')
+        metrics.frame(conn, "in", peek_head(f'[2,"m{n}","Action{n}",{{}}]'))
+        metrics.frame(conn, "in", peek_head(f'[4,"e{n}","Code{n}","",{{}}]'))
     # GetVariables is a 2.0.1 action, not a 1.6 one.
-    metrics.frame(conn, "in", '[2,"g","GetVariables",{}]')
+    metrics.frame(conn, "in", peek_head('[2,"g","GetVariables",{}]'))
     samples = counted(metrics)
     series = [key for key in samples if key[0] == "ocppkit_messages_total"]
     assert len(series) == 2  # in CALL unknown, in CALLERROR unknown

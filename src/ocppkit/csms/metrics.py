@@ -38,7 +38,6 @@ registry.
 
 from __future__ import annotations
 
-import re
 import weakref
 from collections import Counter as Tally
 from collections.abc import Callable, Iterator, Sequence
@@ -56,6 +55,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from ocppkit.protocol.errors import error_code_from_wire
+from ocppkit.protocol.frames import FrameHead
 from ocppkit.protocol.validation import message_types
 from ocppkit.protocol.versions import OcppVersion
 
@@ -84,37 +84,16 @@ LATENCY_BUCKETS: Final = (
 DB_ROWS_BUCKETS: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 100_000)
 
 _TYPES: Final = {
-    "2": "CALL",
-    "3": "CALLRESULT",
-    "4": "CALLERROR",
-    "5": "CALLRESULTERROR",
-    "6": "SEND",
+    2: "CALL",
+    3: "CALLRESULT",
+    4: "CALLERROR",
+    5: "CALLRESULTERROR",
+    6: "SEND",
 }
 _OTHER_SIDE: Final = {"in": "out", "out": "in"}
 # [type, "messageId", "action-or-code", ...: the head only, anchored. The id is an unrolled
 # JSON string loop (linear; several times faster in `re` than a bounded alternation).
-_HEAD: Final = r'\s*\[\s*([2-6])\s*,\s*"([^"\\]*(?:\\.[^"\\]*)*)"\s*(?:,\s*"([A-Za-z0-9_]{1,64})")?'
-_HEAD_STR: Final = re.compile(_HEAD)
-_HEAD_BYTES: Final = re.compile(_HEAD.encode())
 _UNKNOWN: Final = "unknown"
-
-
-def _head(frame: str | bytes) -> tuple[str, str, str | None] | None:
-    """(message type name, message id, third element if a plain string) or None."""
-    if isinstance(frame, bytes):
-        match_b = _HEAD_BYTES.match(frame)
-        if match_b is None:
-            return None
-        kind, message_id, third = match_b.groups()
-        return (
-            _TYPES[kind.decode()],
-            message_id.decode("utf-8", "replace"),
-            None if third is None else third.decode(),
-        )
-    match = _HEAD_STR.match(frame)
-    if match is None:
-        return None
-    return _TYPES[match.group(1)], match.group(2), match.group(3)
 
 
 class _FrameCounters(Collector):
@@ -231,20 +210,20 @@ class CsmsMetrics:
 
     # -- frames -----------------------------------------------------------------------------
 
-    def frame(self, connection: Any, direction: str, frame: str | bytes) -> None:
+    def frame(self, connection: Any, direction: str, head: FrameHead | None) -> None:
         """Count one frame that went ``direction`` ("in" or "out") on ``connection``.
 
-        ``connection`` needs ``session.version`` (an :class:`OcppVersion`); only the frame's
-        head is read (see the module docstring).
+        ``connection`` needs ``session.version`` (an :class:`OcppVersion`); ``head`` is the
+        frame's :func:`~ocppkit.protocol.frames.peek_head` (see the module docstring).
         """
         peer = self._peers.get(connection)
         if peer is None:
             peer = self._peers[connection] = _Peer(self._actions_of(connection.session.version))
-        head = _head(frame)
         if head is None:
             self.messages[direction, "INVALID", ""] += 1
             return
-        kind, message_id, third = head
+        number, message_id, third = head
+        kind = _TYPES[number]
         if kind == "CALL" or kind == "SEND":
             action = third if third is not None and third in peer.actions else _UNKNOWN
             if kind == "CALL":

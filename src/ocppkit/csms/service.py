@@ -28,6 +28,7 @@ from ocppkit.csms.metrics import CsmsMetrics
 from ocppkit.csms.settings import CsmsSettings, StationPolicy, TagPolicy, check_supported
 from ocppkit.messages import v16, v21, v201
 from ocppkit.protocol import ErrorCode, HandlerError, OcppVersion, Router
+from ocppkit.protocol.frames import FrameHead, MessageType, peek_head
 from ocppkit.storage import Database, repositories
 from ocppkit.storage.group_commit import GroupCommitter, RowWriter, StorageUnavailableError, Unit
 from ocppkit.storage.repositories import MessageLogRow, MeterValueRow
@@ -38,7 +39,7 @@ __all__ = ["CsmsService"]
 _log = structlog.get_logger("ocppkit.csms")
 #: Seconds, beyond the call timeout, that a triggered message is accepted while Pending.
 TRIGGER_GRACE = 60.0
-_TRIGGER_MARK = b'TriggerMessage"'
+_TRIGGERS = frozenset({"TriggerMessage", "ExtendedTriggerMessage"})
 #: TriggerMessage's requestedMessage -> the CALL(s) the station answers it with.
 _TRIGGERED_ACTIONS: dict[str, tuple[str, ...]] = {
     "SignChargePointCertificate": ("SignCertificate",),
@@ -52,7 +53,6 @@ _TRIGGERED_ACTIONS: dict[str, tuple[str, ...]] = {
 }
 #: Frames kept for the message log while the database cannot take them.
 MAX_QUEUED_LOG_FRAMES = 100_000
-_frame_head = msgspec.json.Decoder(list[msgspec.Raw])
 _UNSET = msgspec.UNSET
 #: The BootNotification status of a station no operator has decided on, per policy.
 _POLICY_STATUS = {
@@ -117,7 +117,7 @@ class CsmsService:
         self.clock = clock
         self.connections: dict[str, Connection] = {}
         self._accepted: set[str] = set()
-        self._log_rows: list[tuple[datetime, str, str, str | bytes]] = []
+        self._log_rows: list[tuple[datetime, str, str, str | bytes, FrameHead | None]] = []
         # SignCertificate -> CertificateSigned (A02/A03); the CA files are read here, at start.
         self.certificate_signing = CertificateSigning(
             load_authority(settings),
@@ -173,7 +173,7 @@ class CsmsService:
             requested = payload["requestedMessage"]
         except (msgspec.DecodeError, ValueError, TypeError, KeyError):
             return
-        if kind != 2 or action not in ("TriggerMessage", "ExtendedTriggerMessage"):
+        if kind != 2 or action not in _TRIGGERS:
             return
         until = time.monotonic() + self.settings.call_timeout + TRIGGER_GRACE
         allowed = self._triggered.setdefault(connection.identity, {})
@@ -304,11 +304,16 @@ class CsmsService:
     # -- message log ------------------------------------------------------------------------
 
     def observe(self, connection: Connection, direction: str, frame: str | bytes) -> None:
-        """Frame observer: queue every frame for the batched message log; count it."""
-        self._log_rows.append((self.clock(), connection.identity, direction, frame))
-        self.metrics.frame(connection, direction, frame)
-        if direction == "out" and _TRIGGER_MARK in (
-            frame if isinstance(frame, bytes) else frame.encode()
+        """Frame observer: queue every frame for the batched message log; count it. The
+        frame's head is read once, for both."""
+        head = peek_head(frame)
+        self._log_rows.append((self.clock(), connection.identity, direction, frame, head))
+        self.metrics.frame(connection, direction, head)
+        if (
+            direction == "out"
+            and head is not None
+            and head[0] == MessageType.CALL
+            and head[2] in _TRIGGERS
         ):
             self._note_trigger(connection, frame)
 
@@ -924,21 +929,18 @@ def _energy_register(meter_values: Sequence[Any]) -> int | None:
     return reading
 
 
-def _log_row(time: datetime, station_id: str, direction: str, frame: str | bytes) -> MessageLogRow:
-    text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
+def _log_row(
+    time: datetime, station_id: str, direction: str, frame: str | bytes, head: FrameHead | None
+) -> MessageLogRow:
     row: MessageLogRow = {
         "time": time,
         "station_id": station_id,
         "direction": direction,
-        "message_type": 0,
-        "raw": text,
+        "message_type": 0,  # a frame that does not start like one is logged raw, type 0
+        "raw": frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame,
     }
-    try:
-        head = _frame_head.decode(text)
-        row["message_type"] = msgspec.json.decode(head[0], type=int)
-        row["message_id"] = msgspec.json.decode(head[1], type=str)
-        if row["message_type"] in (2, 6):
-            row["action"] = msgspec.json.decode(head[2], type=str)
-    except (msgspec.MsgspecError, IndexError, RecursionError, UnicodeError):
-        pass  # a malformed frame is logged raw, with type 0
+    if head is not None:
+        row["message_type"], row["message_id"], third = head
+        if head[0] in (MessageType.CALL, MessageType.SEND):
+            row["action"] = third
     return row

@@ -7,6 +7,7 @@ Anchors: OCPP-J 1.6 §4, 2.0.1 Part 4 §4 (RPC framework), 2.1 Part 4 §4.2.4 (S
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import msgspec
 import pytest
@@ -29,6 +30,7 @@ from ocppkit.protocol.frames import (
     encode_call_result,
     encode_call_result_error,
     encode_send,
+    peek_head,
 )
 from ocppkit.protocol.versions import OcppVersion
 
@@ -244,3 +246,22 @@ def test_depth_check_without_runs_of_brackets() -> None:
     """Depth that grows without consecutive '[' ("[[]" repeated) is still measured."""
     text = "[[]" * 40 + "]" * 40
     assert _deeper_than(text.encode(), 40) and not _deeper_than(text.encode(), 41)
+
+
+@pytest.mark.parametrize(
+    ("frame", "head"),
+    [
+        ('[2,"a1","Heartbeat",{}]', (2, "a1", "Heartbeat")),
+        (b' [ 3 , "a1" , {"currentTime": "x"}]', (3, "a1", None)),
+        ('[4,"a1","FormationViolation","",{}]', (4, "a1", "FormationViolation")),
+        ('[2,"a\\"b","Heartbeat",{}]', (2, 'a"b', "Heartbeat")),  # the id as meant
+        ('[2,"a1",5,{}]', (2, "a1", None)),  # third element not a name
+        ('[2,"a1","Heartbeat",{', (2, "a1", "Heartbeat")),  # body malformed: head still read
+        ('{"not": "a frame"}', None),
+        ('[7,"a1","Heartbeat",{}]', None),  # OCPP-J §4.1.3: types 2..6 only
+        ("", None),
+    ],
+)
+def test_peek_head_reads_type_id_and_action_only(frame: str | bytes, head: Any) -> None:
+    """The head observers (metrics, message log) rely on, without a JSON parse."""
+    assert peek_head(frame) == head
