@@ -224,6 +224,26 @@ def csms201(rec: Recorder) -> type[MhCp201]:
             rec.add(self.id, "SecurityEventNotification", kw)
             return r201.SecurityEventNotification()
 
+        @on("NotifyEvent")
+        def on_notify_event(self, **kw: Any) -> Any:
+            rec.add(self.id, "NotifyEvent", kw)
+            return r201.NotifyEvent()
+
+        @on("NotifyMonitoringReport")
+        def on_notify_monitoring_report(self, **kw: Any) -> Any:
+            rec.add(self.id, "NotifyMonitoringReport", kw)
+            return r201.NotifyMonitoringReport()
+
+        @on("NotifyDisplayMessages")
+        def on_notify_display_messages(self, **kw: Any) -> Any:
+            rec.add(self.id, "NotifyDisplayMessages", kw)
+            return r201.NotifyDisplayMessages()
+
+        @on("NotifyCustomerInformation")
+        def on_notify_customer_information(self, **kw: Any) -> Any:
+            rec.add(self.id, "NotifyCustomerInformation", kw)
+            return r201.NotifyCustomerInformation()
+
     return TheirCsms201
 
 

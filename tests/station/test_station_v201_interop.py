@@ -141,7 +141,7 @@ async def test_reset_immediate_and_on_idle_b11_b12(peer: tuple[Station, Recorder
     await station.start_transaction(1, "RFID-R")
     await rec.wait_for(lambda r: len(events(r)) >= 1)
     assert (await call(point, c201.Reset(type="OnIdle"))).status == "Scheduled"
-    assert (await call(point, c201.Reset(type="Immediate", evse_id=1))).status == "Rejected"
+    assert (await call(point, c201.Reset(type="Immediate", evse_id=9))).status == "Rejected"
     assert (await call(point, c201.Reset(type="Immediate"))).status == "Accepted"
     await rec.wait_for(lambda r: events(r)[-1]["event_type"] == "Ended")
     assert events(rec)[-1]["transaction_info"]["stopped_reason"] == "ImmediateReset"
@@ -201,7 +201,7 @@ async def test_trigger_messages_f06(peer: tuple[Station, Recorder, Any]) -> None
     assert rec.of("BootNotification")[-1]["reason"] == "Triggered"
     none = await call(point, c201.TriggerMessage(requested_message="TransactionEvent"))
     assert none.status == "Rejected"
-    sign = await call(point, c201.TriggerMessage(requested_message="SignV2GCertificate"))
+    sign = await call(point, c201.TriggerMessage(requested_message="SignCombinedCertificate"))
     assert sign.status == "NotImplemented"
     await station.start_transaction(2, "RFID-T")
     await rec.wait_for(lambda r: len(events(r)) >= 1)
@@ -303,8 +303,8 @@ async def test_firmware_log_local_list_cache_data_transfer(
     assert (await call(point, c201.GetLocalListVersion())).version_number == 4
     assert (await call(point, c201.ClearCache())).status == "Accepted"
     assert (await call(point, c201.DataTransfer(vendor_id="acme"))).status == "UnknownVendorId"
-    with pytest.raises(NotSupportedError):
-        await call(point, c201.GetDisplayMessages(request_id=1))
+    with pytest.raises(NotSupportedError):  # a Local Controller's message (L03)
+        await call(point, c201.UnpublishFirmware(checksum="0" * 32))
     fw = await call(
         point,
         c201.UpdateFirmware(

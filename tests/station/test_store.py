@@ -196,6 +196,21 @@ async def test_from_struct_of_a_16_message() -> None:
     assert msgspec.json.decode(m.payload)["transactionId"] == -1
 
 
+async def test_from_struct_a04_fr_02_security_event_is_queued_other_messages_refused() -> None:
+    """A04.FR.02: a SecurityEventNotification is queued (no kind, no seqNo); a message that
+    does not belong in the queue is local misuse."""
+    event = v16.SecurityEventNotificationRequest(type="TamperDetectionActivated", timestamp=T)
+    m = NewMessage.from_struct("A", "SecurityEventNotification", event, tx_key=None)
+    assert (m.kind, m.seq_no, m.tx_key) == (None, None, None)
+    status = v16.StatusNotificationRequest(
+        connector_id=1,
+        error_code=v16.ChargePointErrorCode.NO_ERROR,
+        status=v16.ChargePointStatus.AVAILABLE,
+    )
+    with pytest.raises(ValueError, match="not a queued message"):
+        NewMessage.from_struct("A", "StatusNotification", status, tx_key=None)
+
+
 async def test_thousand_stations_enqueue_at_once_in_few_commits(path: Path) -> None:
     """Fleet scale: 1 000 stations' enqueues arriving together share a few commits (group
     commit), and every one is durable when its await returns."""

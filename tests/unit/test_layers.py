@@ -60,7 +60,18 @@ def test_core_is_sans_io(layer: str) -> None:
 
 # Station modules that must stay pure like the protocol core: no I/O, no clock reads, no
 # global random state (the caller passes the time and a seeded random.Random).
-PURE_STATION_MODULES = ["status", "meter", "backoff", "charging_profile"]
+PURE_STATION_MODULES = [
+    "status",
+    "meter",
+    "backoff",
+    "charging_profile",
+    "tx_points",
+    "monitoring",
+    "display_messages",
+    "customer_information",
+    "paging",
+    "network_profiles",
+]
 IMPURE_CALLS = {"now", "utcnow", "today", "time", "monotonic", "perf_counter"}
 
 

@@ -356,6 +356,17 @@ class AuthorizationCache:
         """Remove every entry (ClearCache)."""
         self._entries.clear()
 
+    def peek(self, token: str | v201.IdToken) -> AuthInfo | None:
+        """The entry of ``token`` as stored, without using it (a report, not an
+        authorization: N09)."""
+        entry = self._entries.get(token_key(token))
+        return None if entry is None else entry.info
+
+    def forget(self, token: str | v201.IdToken) -> AuthInfo | None:
+        """Remove the entry of ``token`` (clearing a customer's data, N10); what it held."""
+        entry = self._entries.pop(token_key(token), None)
+        return None if entry is None else entry.info
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable snapshot."""
         return {

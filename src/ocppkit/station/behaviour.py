@@ -15,10 +15,21 @@ Theory of operation
   the StatusNotifications it yields are *posted* (non-transaction messages: sent when
   online, forgotten offline, since every status is reported again after the next boot).
 * Transaction messages are *enqueued* in the persistent store together with the station's
-  state blob (one commit), then delivered by the runtime (:mod:`.station`), FIFO.
-* A transaction starts when a cable and an accepted id token are both there (1.6 §4.1;
-  2.0.1 ``TxStartPoint`` PowerPathClosed); it stops on the same id token, a remote stop,
-  an unplug (``StopTransactionOnEVSideDisconnect``), a reset, or an unlock.
+  state blob (one commit), then delivered by the runtime (:mod:`.station`), FIFO. So are
+  security events (A04.FR.02, guaranteed delivery): every SecurityEventNotification goes
+  through :meth:`Behaviour.security_event`.
+* Certificates (A02/A03, M03-M05): :attr:`Behaviour.certs` holds the roots and the
+  station's own certificates; a SignCertificate flow per certificate use repeats the CSR
+  while no certificate comes (A02.FR.17-19); :meth:`Behaviour.on_timer` starts the
+  renewal of the charging-station certificate before it expires (A03.FR.02).
+* 1.6: a transaction starts when a cable and an accepted id token are both there (§4.1);
+  it stops on the same id token, a remote stop, an unplug
+  (``StopTransactionOnEVSideDisconnect``), a reset, or an unlock. 2.0.1 starts and ends it
+  where ``TxCtrlr.TxStartPoint`` / ``TxStopPoint`` say (:mod:`.tx_points`, E01-E07): the
+  version's half overrides the hooks :meth:`Behaviour.token_accepted`,
+  :meth:`Behaviour.authorize_transaction` and :meth:`Behaviour.end_authorization` (and
+  plug/unplug); a running transaction may then wait for its authorization
+  (:attr:`Tx.authorized`) or its cable (:attr:`Tx.awaiting_cable`).
 * :meth:`Behaviour.on_timer` is called by the runtime's one timer: periodic and
   clock-aligned meter values, reservation expiry, the EV reaching its target SoC, a
   charging-profile limit of 0 (SuspendedEVSE). The meter is advanced lazily (at each
@@ -30,9 +41,7 @@ Theory of operation
 Decisions: a fault does not stop a running transaction (the EV draws nothing while it
 lasts); a remote start plugs the cable in by itself (``StationConfig.auto_plug``), as the
 emulated driver who asked for it would; a transaction found running after a crash is ended
-with reason PowerLoss (see :meth:`Behaviour.recover`); 2.0.1 transactions start at
-PowerPathClosed and end at the stop/unplug whatever ``TxStartPoint``/``TxStopPoint`` say
-(those variables are reported but not acted on).
+with reason PowerLoss (see :meth:`Behaviour.recover`).
 """
 
 from __future__ import annotations
@@ -43,15 +52,21 @@ import contextlib
 import dataclasses
 import datetime
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ocppkit.protocol import Router
+from ocppkit.protocol import (
+    CallErrorReceived,
+    CallTimeoutError,
+    PayloadError,
+    Router,
+    SessionClosedError,
+)
 from ocppkit.station.authorization import AuthInfo, AuthSettings, DecisionKind, LocalAuthorization
-from ocppkit.station.certificates import CertificateError, CertificateStore
+from ocppkit.station.certificates import CS_USE, CertificateError, CertificateStore
 from ocppkit.station.charging_profile import Profile, ProfileSet, Purpose
 from ocppkit.station.meter import (
     SUPPORTED_MEASURANDS,
@@ -99,6 +114,11 @@ class Tx:
     meter_start: int
     remote_start_id: int | None = None
     reservation_id: int | None = None
+    authorized: bool = True
+    """An id token authorizes it now (2.0.1: a transaction started by TxStartPoint
+    EVConnected waits for one; the same token again may end only the authorization)."""
+    awaiting_cable: bool = False
+    """2.0.1: started by its authorization, no cable plugged in yet (E03.FR.05)."""
     last_periodic: float = 0.0
     """Runtime clock of the last periodic sample (not persisted: restarts count anew)."""
 
@@ -190,6 +210,10 @@ class Behaviour(abc.ABC):
         self._next_aligned: datetime.datetime | None = None
         self.firmware_status = "Idle"
         self.diagnostics_status = "Idle"
+        self._signing: dict[str, asyncio.Task[Any]] = {}
+        """Certificate use -> its SignCertificate flow waiting for CertificateSigned."""
+        self._renewal_started_for: datetime.datetime | None = None
+        """The expiry of the certificate whose A03 renewal was started."""
         self.register_handlers()
 
     # -- the version's half ---------------------------------------------------------------------
@@ -295,6 +319,7 @@ class Behaviour(abc.ABC):
             StopCause.EV_FULL: "EVDeparted",
             StopCause.ENERGY_LIMIT_REACHED: "EnergyLimitReached",
             StopCause.TIME_LIMIT_REACHED: "TimeLimitReached",
+            StopCause.TIMEOUT: "EVConnectTimeout",
         }.get(cause, "AbnormalCondition")
 
     def composite_periods(
@@ -460,15 +485,17 @@ class Behaviour(abc.ABC):
         """An id token at connector ``port_id``: stop its transaction (same token) or
         authorize a new session; the authorization status."""
         port = self.port(port_id)
-        if port.tx is not None:
-            if self._token_matches(token, port.tx.id_token):
-                await self.stop(port, StopCause.LOCAL, "StopAuthorized")
+        tx = port.tx
+        if tx is not None and tx.authorized:
+            if self._token_matches(token, tx.id_token):
+                await self.end_authorization(port, StopCause.LOCAL, "StopAuthorized")
                 return "Accepted"
             raise ActionRefused(f"a transaction of another id token runs on {port_id}")
-        refusal = self.facts_refusal(port_id, Event.AUTHORIZE)
-        if refusal is not None:
-            raise ActionRefused(refusal)
-        reservation = port.reservation
+        if tx is None:
+            refusal = self.facts_refusal(port_id, Event.AUTHORIZE)
+            if refusal is not None:
+                raise ActionRefused(refusal)
+        reservation = port.reservation if tx is None else None
         status = "Accepted" if remote and not self.authorize_remote() else None
         if reservation is not None and not self._token_matches(token, reservation.id_token):
             # Reserved for someone else: only a token of the reservation's group (its
@@ -483,12 +510,25 @@ class Behaviour(abc.ABC):
             status = await self.authorize(token, token_type)
         if status != "Accepted":
             return status
+        if tx is not None:
+            if port.tx is not tx:
+                raise ActionRefused(f"the transaction on {port_id} ended meanwhile")
+            await self.authorize_transaction(port, token, token_type, remote=remote)
+            return "Accepted"
         port.token, port.token_type = token, token_type
+        await self.token_accepted(port, reservation, remote=remote)
+        return "Accepted"
+
+    async def token_accepted(
+        self, port: Port, reservation: Reservation | None, *, remote: bool
+    ) -> None:
+        """An accepted id token (``port.token``) and no transaction: start one when the cable
+        is there too (1.6 §4.1), else wait ConnectionTimeOut for it."""
         due = self._event(port, Event.AUTHORIZE)
         if reservation is not None:
             port.reservation = None
             port.token_reservation = reservation.id
-        if not due and remote and self.st.config.auto_plug and not self.facts(port_id).plugged:
+        if not due and remote and self.st.config.auto_plug and not self.facts(port.id).plugged:
             due = self._event(port, Event.PLUG_IN)
             port.meter.battery = self.new_battery()
         if due:
@@ -497,7 +537,18 @@ class Behaviour(abc.ABC):
             port.token_at = self.st.clock()  # the cable has ConnectionTimeOut to arrive
             self.st.wake_timer()
             await self.st.save()
-        return "Accepted"
+
+    async def end_authorization(self, port: Port, cause: StopCause, trigger: str) -> None:
+        """The running transaction's authorization ends (same id token again, a remote
+        stop, an invalid idTokenInfo): 1.6 ends the transaction; 2.0.1 as TxStopPoint says."""
+        await self.stop(port, cause, trigger)
+
+    async def authorize_transaction(
+        self, port: Port, token: str, token_type: str | None, *, remote: bool
+    ) -> None:
+        """An accepted id token for a transaction running without one (2.0.1 only: started by
+        TxStartPoint EVConnected / ParkingBayOccupancy)."""
+        raise ActionRefused(f"a transaction already runs on connector {port.id}")
 
     def authorize_remote(self) -> bool:
         return True
@@ -545,6 +596,8 @@ class Behaviour(abc.ABC):
             meter_start=port.meter.meter_wh,
             remote_start_id=port.remote_start_id,
             reservation_id=port.token_reservation,
+            authorized=port.token is not None,
+            awaiting_cable=not self.facts(port.id).plugged,
             last_periodic=self.st.clock(),
         )
         port.token = port.token_type = None
@@ -554,14 +607,18 @@ class Behaviour(abc.ABC):
         self.st.hold_posts()  # the statuses follow the start message
         try:
             self.handle(port.id, Event.TRANSACTION_STARTED)
-            battery = port.meter.battery
-            if self.facts(port.id).plugged and battery is not None and battery.acceptance() > 0:
+            if tx.authorized and self.ev_accepts(port):
                 self.handle(port.id, Event.EV_STARTS_DRAWING)
             await self.enqueue_start(port, tx, trigger)
         finally:
             self.st.release_posts()
         self.st.wake_timer()
         self.st.changed()
+
+    def ev_accepts(self, port: Port) -> bool:
+        """A plugged-in EV whose battery takes energy (it draws once the power path closes)."""
+        battery = port.meter.battery
+        return self.facts(port.id).plugged and battery is not None and battery.acceptance() > 0
 
     async def stop(self, port: Port, cause: StopCause, trigger: str) -> None:
         """End the transaction on ``port`` with ``cause``."""
@@ -665,7 +722,11 @@ class Behaviour(abc.ABC):
                 port.reservation = None
 
     def _may_start(self, port: Port) -> bool:
-        return port.tx is None and self.facts_refusal(port.id, Event.AUTHORIZE) is None
+        """Free for a remote start: no transaction (and the connector takes an id token), or
+        a 2.0.1 transaction still waiting for its authorization (F02)."""
+        if port.tx is not None:
+            return not port.tx.authorized
+        return self.facts_refusal(port.id, Event.AUTHORIZE) is None
 
     def remote_start_port(self, port_id: int | None, profile: Any, tx_profile: Any) -> Port | None:
         """The port a remote start goes to (without ``port_id``, the first free one), with the
@@ -779,13 +840,12 @@ class Behaviour(abc.ABC):
         interval = self.sample_interval()
         timeout = self.connection_timeout()
         for port in self.ports.values():
-            if port.token is not None and port.tx is None and timeout > 0:
-                if clock - port.token_at >= timeout and self.facts(port.id).authorized:
-                    # 1.6 ConnectionTimeOut / 2.0.1 EVConnectionTimeOut: no cable came
-                    port.token = port.token_type = None
-                    port.remote_start_id = port.token_reservation = None
-                    self.handle(port.id, Event.AUTHORIZATION_ENDED)
-                    await self.st.save()
+            waiting = (port.tx is None and port.token is not None) or (
+                port.tx is not None and port.tx.awaiting_cable
+            )
+            if waiting and timeout > 0:
+                if clock - port.token_at >= timeout:
+                    await self.cable_timeout(port)
                 else:
                     due.append(port.token_at + timeout)
             reservation = port.reservation
@@ -824,7 +884,23 @@ class Behaviour(abc.ABC):
             due.append(clock + (self._next_aligned - wall).total_seconds())
         else:
             self._next_aligned = None
+        renewal = self.certificate_timer(clock, wall)
+        if renewal is not None:
+            due.append(renewal)
         return min(due) if due else None
+
+    async def cable_timeout(self, port: Port) -> None:
+        """1.6 ConnectionTimeOut / 2.0.1 EVConnectionTimeOut: no cable came. The accepted id
+        token is forgotten (2.0.1 C01.FR.26); a transaction its authorization started ends
+        with stoppedReason Timeout, triggerReason EVConnectTimeout (E03.FR.05)."""
+        if port.tx is not None:
+            await self.stop(port, StopCause.TIMEOUT, "EVConnectTimeout")
+            return
+        port.token = port.token_type = None
+        port.remote_start_id = port.token_reservation = None
+        if self.facts(port.id).authorized:
+            self.handle(port.id, Event.AUTHORIZATION_ENDED)
+        await self.st.save()
 
     async def _check_drawing(self, port: Port) -> None:
         """The EV reaching its target SoC stops drawing; a profile limit of 0 suspends."""
@@ -917,42 +993,142 @@ class Behaviour(abc.ABC):
             port.prune_raw_profiles()
             await self.enqueue_stop(port, tx, StopCause.POWER_LOSS, "AbnormalCondition")
 
-    # -- certificates (A02/A03, M03-M05; the 1.6 Security whitepaper's equivalents) ------------
+    # -- security events (A04) and certificates (A02/A03, M03-M05; 1.6 Security whitepaper) -----
     #: SecurityEventNotification type for a refused CertificateSigned (per version).
     invalid_certificate_event = "InvalidChargingStationCertificate"
+    #: The version's typed SecurityEventNotification request.
+    security_event_request: type[msgspec.Struct]
+    #: Certificate use -> the installed root types its chain must lead to (A02.FR.06).
+    certificate_anchors: Mapping[str, tuple[str, ...]]
     certs: CertificateStore
 
-    async def _send_csr(self, organization: str, **fields: str) -> None:
-        """A fresh key pair and SignCertificate with its CSR (CN = the serial number, else the
-        station id, A00.FR.405; O = the CPO's name); the private key stays here (A02.FR.05)."""
-        await asyncio.sleep(0.05)  # the .conf of the triggering CALL goes out first
-        common_name = self.st.config.serial_number or self.st.station_id
-        csr = self.certs.make_csr(common_name, organization)
-        await self.st.save()
-        self.st.post("SignCertificate", {"csr": csr, **fields}, triggered=True)
+    async def security_event(self, event_type: str, tech_info: str | None = None) -> None:
+        """Report a security event: the one way the station sends SecurityEventNotification.
 
-    async def _certificate_signed(self, chain: str) -> dict[str, Any]:
-        """Accepted when the chain parses, its leaf is for the pending key and valid now; else
-        Rejected and a SecurityEventNotification (A02.FR.06/07)."""
+        A04.FR.01/02 (2.0.1 and the 1.6 Security whitepaper): the event is *enqueued* in the
+        persistent store (:func:`~.delivery.is_queued_message`), online or not, so it is
+        delivered after an offline period or a restart, FIFO, at least once; returns after
+        the commit. ``type`` is cut to 50 characters, ``techInfo`` to 255 (the schemas')."""
+        fields: dict[str, Any] = {"type": event_type[:50], "timestamp": self.st.now()}
+        if tech_info:
+            fields["tech_info"] = tech_info[:255]
+        request = self.security_event_request(**fields)
+        await self.st.enqueue("SecurityEventNotification", request, tx_key=None)
+
+    def raise_security_event(self, event_type: str, tech_info: str | None = None) -> None:
+        """:meth:`security_event` from code that cannot await (in the background)."""
+        self.st.spawn(self.security_event(event_type, tech_info))
+
+    @abc.abstractmethod
+    def csr_organization(self) -> str:
+        """The O of a CSR (A02.FR.13: 1.6 CpoName, 2.0.1 SecurityCtrlr.OrganizationName)."""
+
+    @abc.abstractmethod
+    def cert_signing_retry(self) -> tuple[float, int]:
+        """(CertSigningWaitMinimum seconds, CertSigningRepeatTimes) from the configuration."""
+
+    def sign_request(self, csr: str, use: str) -> dict[str, Any]:
+        """The SignCertificate payload (2.0.1 adds ``certificateType``)."""
+        return {"csr": csr}
+
+    def start_certificate_signing(self, use: str = CS_USE) -> None:
+        """A02 (the CSMS's trigger) / A03 (renewal): a fresh key pair and SignCertificate.
+
+        A flow of ``use`` already waiting for its certificate is replaced: a new trigger
+        means a new key pair (A02.FR.02) and starts the repetitions again (A02.FR.19 stops
+        them "until triggered again")."""
+        old = self._signing.pop(use, None)
+        if old is not None:
+            old.cancel()
+        self._signing[use] = self.st.spawn(self._signing_flow(use))
+
+    async def _signing_flow(self, use: str) -> None:
+        """Send the CSR; while no CertificateSigned installs a certificate, send the same CSR
+        again after CertSigningWaitMinimum, doubling the wait each time, at most
+        CertSigningRepeatTimes times (A02.FR.17-19, A03.FR.17-19). The same CSR, so a
+        certificate the CA signed late for an earlier transmission still fits the pending
+        key. A SignCertificate.conf Rejected ends the flow (A02.FR.12: the CSMS cannot
+        process it; retrying would not change that); an unanswered or offline attempt counts
+        as one that got no certificate.
+
+        CN = the serial number, else the station id (A00.FR.405); O = :meth:`csr_organization`.
+        The private key stays in :attr:`certs` (A02.FR.05)."""
+        me = asyncio.current_task()
         try:
-            self.certs.accept_signed(chain, self.st.now())
-        except CertificateError as exc:
-            self.st.post(
-                "SecurityEventNotification",
-                {
-                    "type": self.invalid_certificate_event,
-                    "timestamp": self.st.now().isoformat(),
-                    "techInfo": str(exc)[:255],
-                },
+            await asyncio.sleep(0.05)  # the .conf of the triggering CALL goes out first
+            common_name = self.st.config.serial_number or self.st.station_id
+            csr = self.certs.make_csr(common_name, self.csr_organization(), use)
+            await self.st.save()
+            wait, repeats = self.cert_signing_retry()
+            for attempt in range(repeats + 1):
+                if attempt:
+                    self.st.log.info("no CertificateSigned: SignCertificate again", use=use)
+                if await self._request_signature(csr, use) == "Rejected":
+                    return
+                await asyncio.sleep(wait)
+                if self.certs.slot(use).pending_csr != csr:
+                    return  # installed (or replaced) meanwhile
+                wait *= 2
+            self.st.log.warning("no CertificateSigned after the repetitions", use=use)
+        finally:
+            if self._signing.get(use) is me:
+                del self._signing[use]
+
+    async def _request_signature(self, csr: str, use: str) -> str | None:
+        """One SignCertificate; its status, or None when it got no answer."""
+        from ocppkit.station.station import Offline
+
+        try:
+            reply = await self.st.request(
+                "SignCertificate", self.sign_request(csr, use), while_pending=True
             )
+        except (Offline, CallErrorReceived, CallTimeoutError, PayloadError, SessionClosedError):
+            return None
+        return str(reply.status)
+
+    def certificate_timer(self, clock: float, wall: datetime.datetime) -> float | None:
+        """A03.FR.02: the charging-station certificate expires within
+        ``StationConfig.certificate_renewal_margin`` (the spec's "one month" by default):
+        start SignCertificate by ourselves, once per certificate (a flow that gave up is not
+        restarted for the same certificate until a trigger or a restart). Returns the runtime
+        clock time this is next due (None: no certificate)."""
+        expires = self.certs.expires_at(CS_USE)
+        if expires is None:
+            return None
+        renew_at = expires - datetime.timedelta(seconds=self.st.config.certificate_renewal_margin)
+        if wall < renew_at:
+            return clock + (renew_at - wall).total_seconds()
+        if self._renewal_started_for != expires and CS_USE not in self._signing:
+            self._renewal_started_for = expires
+            self.st.log.info("station certificate due for renewal", expires=expires.isoformat())
+            self.start_certificate_signing(CS_USE)
+        return None
+
+    async def _certificate_signed(self, chain: str, use: str = CS_USE) -> dict[str, Any]:
+        """A02/A03 CertificateSigned: Accepted when the chain is for the pending key of
+        ``use``, within its validity period and leads to an installed root of the use's type
+        (A02.FR.06, :meth:`.certificates.CertificateStore.accept_signed`); else the
+        certificate is discarded, a security event raised (A02.FR.07; 1.6
+        InvalidChargePointCertificate, 2.0.1 InvalidChargingStationCertificate) and the
+        answer is Rejected. The event is committed to the queue before the answer."""
+        anchors = self.certificate_anchors.get(use, ())
+        try:
+            self.certs.accept_signed(chain, self.st.now(), anchors=anchors, use=use)
+        except CertificateError as exc:
+            await self.security_event(self.invalid_certificate_event, str(exc))
             return {"status": "Rejected"}
+        flow = self._signing.pop(use, None)
+        if flow is not None:
+            flow.cancel()
         await self.st.save()
+        self.st.wake_timer()  # the renewal time (A03) follows the new certificate
         return {"status": "Accepted"}
 
     async def _install_certificate(self, certificate_type: str, pem: str) -> dict[str, Any]:
-        """M05: Accepted (stored), Rejected for a certificate that does not parse."""
+        """M05: Accepted (stored); Rejected for a certificate that is invalid or incorrect
+        (M05.FR.06: does not parse, outside its validity period, not a CA)."""
         try:
-            self.certs.install(certificate_type, pem)
+            self.certs.install(certificate_type, pem, self.st.now())
         except CertificateError:
             return {"status": "Rejected"}
         await self.st.save()

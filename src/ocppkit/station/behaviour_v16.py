@@ -29,7 +29,7 @@ import msgspec
 from ocppkit.messages import v16
 from ocppkit.station.authorization import AuthInfo, AuthSettings
 from ocppkit.station.behaviour import Behaviour, Port, Reservation, Tx
-from ocppkit.station.certificates import ROOT_TYPES_V16, CertificateStore
+from ocppkit.station.certificates import ANCHORS_V16, ROOT_TYPES_V16, CertificateStore
 from ocppkit.station.charging_profile import PURPOSE_V16, from_v16
 from ocppkit.station.config16 import Configuration16
 from ocppkit.station.delivery import TransactionIds, with_transaction_id
@@ -59,6 +59,8 @@ class Behaviour16(Behaviour):
     """An OCPP 1.6 station's model, messages and CSMS handlers."""
 
     invalid_certificate_event = "InvalidChargePointCertificate"
+    security_event_request = v16.SecurityEventNotificationRequest
+    certificate_anchors = ANCHORS_V16
 
     version = "1.6"
 
@@ -571,7 +573,7 @@ class Behaviour16(Behaviour):
                 payload["requestId"] = self.signed_firmware_request_id
             self.st.post("SignedFirmwareStatusNotification", payload, triggered=True)
         elif what is trig.SIGN_CHARGE_POINT_CERTIFICATE:
-            self.st.spawn(self.sign_certificate())
+            self.start_certificate_signing()
         else:  # the same as TriggerMessage's
             return self.on_trigger(
                 v16.TriggerMessageRequest(
@@ -581,10 +583,16 @@ class Behaviour16(Behaviour):
             )
         return {"status": "Accepted"}
 
-    async def sign_certificate(self) -> None:
-        """Use case "Update Charge Point Certificate": SignCertificate with a CSR whose O is
-        CpoName (the vendor when none is configured)."""
-        await self._send_csr(self.config.value("CpoName") or self.st.config.vendor)
+    def csr_organization(self) -> str:
+        """A02.FR.13: CpoName (the vendor when none is configured)."""
+        return self.config.value("CpoName") or self.st.config.vendor
+
+    def cert_signing_retry(self) -> tuple[float, int]:
+        """The whitepaper's CertSigningWaitMinimum / CertSigningRepeatTimes keys."""
+        return (
+            float(self.config.get_int("CertSigningWaitMinimum", 30)),
+            self.config.get_int("CertSigningRepeatTimes", 3),
+        )
 
     async def on_certificate_signed(
         self, req: v16.CertificateSignedRequest, _: Any

@@ -5,25 +5,33 @@ Model: :class:`~.status.Station201` (EVSEs 1..n, one connector each),
 :class:`~.delivery.SeqNos` (seqNo 0, 1, 2... per transaction, E01.FR.07 edition 2; the store
 commits the counter with each event, so a restart never reuses one).
 
-Transactions: ``TxStartPoint`` PowerPathClosed (cable and authorization both there) starts
-one with a station-generated ``transactionId`` (a UUID); Started carries the idToken, the
-EVSE and the Transaction.Begin meter value; Updated every
+Transactions start at the first ``TxCtrlr.TxStartPoint`` reached and end when the first
+``TxStopPoint`` condition that held is gone (:mod:`.tx_points`, E01-E07; the default
+PowerPathClosed starts one when cable and authorization are both there), with a
+station-generated ``transactionId`` (a UUID). A transaction the cable started waits for
+its authorization without energy (chargingState EVConnected; then Updated Authorized with
+the idToken, E02); one the id token started waits ``EVConnectionTimeOut`` for the cable
+(E03.FR.05). Started carries the idToken (when there is one), the EVSE and the
+Transaction.Begin meter value; Updated every
 ``SampledDataCtrlr.TxUpdatedInterval`` (MeterValuePeriodic) and at
 ``AlignedDataCtrlr.Interval`` (MeterValueClock); Ended with ``stoppedReason`` and the
 Transaction.End value. An event that happened while offline carries ``offline = true``
 (E11/E12).
 
 CSMS-initiated messages answered: RequestStart/StopTransaction, Reset (Immediate, OnIdle;
-an EVSE-level reset is Rejected), ChangeAvailability, UnlockConnector, Get/SetVariables,
-GetBaseReport and GetReport (B08; then NotifyReport), SetNetworkProfile (B09, stored and
-persisted, not yet used to connect), GetChargingProfiles (K09; then ReportChargingProfiles),
+the station, or one EVSE: B11/B12), ChangeAvailability, UnlockConnector, Get/SetVariables,
+GetBaseReport and GetReport (B08; then NotifyReport), SetNetworkProfile (B09, stored,
+persisted, and dialled by NetworkConfigurationPriority with fail-over, B10: see
+:mod:`.network_profiles`), GetChargingProfiles (K09; then ReportChargingProfiles),
 TriggerMessage, ClearCache, SendLocalList,
 GetLocalListVersion, Set/ClearChargingProfile, GetCompositeSchedule, ReserveNow (an EVSE is
 needed: ``ReservationCtrlr.NonEvseSpecific`` is false), CancelReservation, UpdateFirmware,
 GetLog, GetTransactionStatus, DataTransfer (``UnknownVendorId``), and the certificate
 messages (a :class:`~.certificates.CertificateStore`, persisted): InstallCertificate (M05),
 GetInstalledCertificateIds (M03), DeleteCertificate (M04), CertificateSigned (A02/A03, after
-TriggerMessage(SignChargingStationCertificate) sent SignCertificate with a CSR). Others:
+TriggerMessage(SignChargingStationCertificate) sent SignCertificate with a CSR); the
+monitoring, CustomerInformation and display-message messages (blocks N and O, with
+NotifyEvent when a monitor fires) are :class:`~.diagnostics201.Diagnostics201`'s. Others:
 ``NotSupported``.
 """
 
@@ -33,6 +41,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -40,8 +49,14 @@ import msgspec
 from ocppkit.messages import v201
 from ocppkit.protocol import ErrorCode, HandlerError
 from ocppkit.station.authorization import AuthInfo, AuthSettings
-from ocppkit.station.behaviour import ActionRefused, Behaviour, Port, Reservation, Tx
-from ocppkit.station.certificates import CertificateStore
+from ocppkit.station.behaviour import ActionRefused, Port, Reservation, Tx
+from ocppkit.station.certificates import (
+    ANCHORS_V201,
+    CS_USE,
+    V2G_CHAIN_TYPE,
+    V2G_USE,
+    CertificateStore,
+)
 from ocppkit.station.charging_profile import PURPOSE_V201, from_v201
 from ocppkit.station.delivery import SeqNos
 from ocppkit.station.device_model import (
@@ -51,8 +66,18 @@ from ocppkit.station.device_model import (
     VariableSpec,
     standard_variables,
 )
+from ocppkit.station.diagnostics201 import Diagnostics201
 from ocppkit.station.meter import StopCause, meter_value_v201
+from ocppkit.station.network_profiles import (
+    Endpoint,
+    Failover,
+    endpoint_from_profile,
+    failover_order,
+    parse_priority,
+    profile_problem,
+)
 from ocppkit.station.status import Connector201, Event, Facts, Station201
+from ocppkit.station.tx_points import Conditions, Point, TxPoints
 
 if TYPE_CHECKING:
     from ocppkit.station.station import Station
@@ -63,6 +88,9 @@ _UNSET = msgspec.UNSET
 _MEASURANDS_201 = frozenset(m.value for m in v201.MeasurandEnum)
 _CTX = v201.ReadingContextEnum
 
+EVSE_RESET_SECONDS = 0.2
+"""How long a reset EVSE stays Unavailable (B11.FR.08) before it is back."""
+
 
 def _opt(value: Any) -> Any:
     return None if value is _UNSET else value
@@ -72,10 +100,12 @@ def _key(component: str, variable: str, instance: str | None = None) -> Variable
     return VariableKey(component, variable, variable_instance=instance)
 
 
-class Behaviour201(Behaviour):
+class Behaviour201(Diagnostics201):
     """An OCPP 2.0.1 station's model, messages and CSMS handlers."""
 
     version = "2.0.1"
+    security_event_request = v201.SecurityEventNotificationRequest
+    certificate_anchors = ANCHORS_V201
 
     def __init__(self, station: Station) -> None:
         cfg = station.config
@@ -97,6 +127,7 @@ class Behaviour201(Behaviour):
                 cfg.transaction_retry_interval
             )
         self.dm = DeviceModel(self._specs, values)
+        self.init_diagnostics(cfg.connectors, self._max_power(cfg))
         self._dm_snapshot: dict[str, Any] | None = None
         self.model = Station201(dict.fromkeys(range(1, cfg.connectors + 1), 1))
         self.seq = SeqNos()
@@ -107,6 +138,11 @@ class Behaviour201(Behaviour):
         self.firmware_request_id: int | None = None
         self.network_profiles: dict[int, dict[str, Any]] = {}
         """SetNetworkProfile (B09) profiles by configurationSlot, wire form, persisted."""
+        self._points: tuple[tuple[tuple[str, ...], tuple[str, ...]], TxPoints] | None = None
+        self._quiet: set[int] = set()
+        """EVSEs whose charging-state change the running step reports itself."""
+        self._resetting: set[int] = set()
+        """EVSEs with a reset (B11/B12 with evseId) accepted and not yet done."""
         super().__init__(station)
 
     @staticmethod
@@ -137,17 +173,24 @@ class Behaviour201(Behaviour):
         self.post_statuses(outcome.notifications)
         current = self.ports.get(port)
         tx = None if current is None else current.tx
-        if current is not None and tx is not None:
+        if current is not None and tx is not None and port not in self._quiet:
             reported = self._charging_states.get(tx.key)
             state = self._charging_state(current)
             if reported is not None and state != reported:
-                # E02: a change of chargingState is an Updated event of its own
                 self._charging_states[tx.key] = state
-                self.st.spawn(
-                    self._tx_event(
-                        v201.TransactionEventEnum.UPDATED, current, tx, "ChargingStateChanged"
+                charging = v201.ChargingStateEnum.CHARGING
+                if Point.ENERGY_TRANSFER in self.points.stop and reported is charging:
+                    # E06 S6: TxStopPoint EnergyTransfer, the energy stopped flowing
+                    suspended_ev = state is v201.ChargingStateEnum.SUSPENDED_EV
+                    cause = StopCause.EV_FULL if suspended_ev else StopCause.OTHER
+                    self.st.spawn(self._stop_if_running(current, tx, cause, "ChargingStateChanged"))
+                else:
+                    # E02: a change of chargingState is an Updated event of its own
+                    self.st.spawn(
+                        self._tx_event(
+                            v201.TransactionEventEnum.UPDATED, current, tx, "ChargingStateChanged"
+                        )
                     )
-                )
         return outcome.transaction_due
 
     def restore_facts(self, port: Port, facts: Facts) -> None:
@@ -222,6 +265,7 @@ class Behaviour201(Behaviour):
             "seq": self.seq.to_dict(),
             "certs": self.certs.to_dict(),
             "network_profiles": {str(k): v for k, v in self.network_profiles.items()},
+            **self.diagnostics_to_dict(),
         }
 
     def model_from_dict(self, data: dict[str, Any]) -> None:
@@ -233,6 +277,7 @@ class Behaviour201(Behaviour):
         self.network_profiles = {
             int(slot): profile for slot, profile in data.get("network_profiles", {}).items()
         }
+        self.diagnostics_from_dict(data)
 
     def reboot_model(self) -> None:
         self.dm.reboot()
@@ -240,6 +285,198 @@ class Behaviour201(Behaviour):
 
     def token_object(self, token: str, token_type: str | None) -> Any:
         return v201.IdToken(id_token=token, type=v201.IdTokenEnum(token_type or "ISO14443"))
+
+    # -- transaction start and stop points (E01-E07, see tx_points) ------------------------------
+
+    @property
+    def points(self) -> TxPoints:
+        """``TxCtrlr.TxStartPoint`` / ``TxStopPoint`` as now set (parsed once per value)."""
+        key = (tuple(self.dm.tx_start_point), tuple(self.dm.tx_stop_point))
+        if self._points is None or self._points[0] != key:
+            self._points = (key, TxPoints.parse(*key))
+        return self._points[1]
+
+    def conditions(self, port: Port) -> Conditions:
+        """What holds on ``port`` for the points. Without a transaction, ``energy`` is whether
+        it would flow: the power path closed and an EV that takes energy."""
+        facts = self.facts(port.id)
+        tx = port.tx
+        if tx is not None:
+            drawing = facts.ev_drawing and not facts.evse_suspended
+            return Conditions(plugged=facts.plugged, authorized=tx.authorized, energy=drawing)
+        authorized = port.token is not None and facts.authorized
+        flows = authorized and facts.fault is None and self.ev_accepts(port)
+        return Conditions(plugged=facts.plugged, authorized=authorized, energy=flows)
+
+    @contextlib.contextmanager
+    def _quietly(self, port: Port) -> Iterator[None]:
+        """Status events whose chargingState change the caller reports in its own event."""
+        self._quiet.add(port.id)
+        try:
+            yield
+        finally:
+            self._quiet.discard(port.id)
+
+    def _power_path(self, port: Port) -> None:
+        """Close the power path (the EV draws, if it takes energy) when cable and authorization
+        are there; open it otherwise (E02: no energy before the authorization)."""
+        tx = port.tx
+        facts = self.facts(port.id)
+        closed = tx is not None and tx.authorized and facts.plugged and facts.fault is None
+        with self._quietly(port):
+            if closed and not facts.ev_drawing and self.ev_accepts(port):
+                self.handle(port.id, Event.EV_STARTS_DRAWING)
+            elif not closed and facts.ev_drawing:
+                self.handle(port.id, Event.EV_STOPS_DRAWING)
+
+    async def _settle(
+        self,
+        port: Port,
+        before: Conditions,
+        cause: str,
+        *,
+        update: str | None = None,
+        with_token: bool = False,
+    ) -> None:
+        """After a cable or an authorization arrived: start a transaction if a start point
+        was reached (triggerReason per E01, ``cause`` for Authorized / PowerPathClosed), or
+        report it in the running one as Updated with ``update`` (default ``cause``)."""
+        tx = port.tx
+        if tx is None:
+            trigger = self.points.start_trigger(before, self.conditions(port), cause)
+            refusal = self.facts_refusal(port.id, Event.TRANSACTION_STARTED)
+            if trigger is not None and refusal is None:
+                await self.start(port, trigger)
+            else:
+                await self.st.save()
+            return
+        self._power_path(port)
+        await self._tx_event(
+            v201.TransactionEventEnum.UPDATED, port, tx, update or cause, with_token=with_token
+        )
+        self.st.changed()
+
+    async def plug(self, port_id: int) -> None:
+        """E02 cable first / E03 cable after the id token: CablePluggedIn starts (TxStartPoint
+        EVConnected, ParkingBayOccupancy, PowerPathClosed ...) or updates the transaction."""
+        await self._plug(self.port(port_id), "CablePluggedIn")
+
+    async def _plug(self, port: Port, cause: str) -> None:
+        self.advance(port)
+        before = self.conditions(port)
+        with self._quietly(port):
+            self._event(port, Event.PLUG_IN)
+        port.meter.battery = self.new_battery()
+        if port.tx is not None:
+            port.tx.awaiting_cable = False
+        await self._settle(port, before, cause, update="CablePluggedIn")
+
+    async def unplug(self, port_id: int) -> None:
+        """E06: the cable gone ends the transaction when TxStopPoint has EVConnected,
+        ParkingBayOccupancy, PowerPathClosed or (energy flowing) EnergyTransfer, or Authorized
+        with ``StopTxOnEVSideDisconnect`` (which deauthorizes): Ended EVDisconnected /
+        EVCommunicationLost. Else it goes on (E10: the EV may come back), Updated."""
+        port = self.port(port_id)
+        if not self.facts(port_id).plugged:
+            raise ActionRefused(f"no cable is plugged in on connector {port_id}")
+        self.advance(port)
+        tx = port.tx
+        if tx is not None:
+            before = self.conditions(port)
+            authorized = tx.authorized and not self.stop_on_ev_disconnect()
+            after = Conditions(plugged=False, authorized=authorized, energy=False)
+            if self.points.ends(before, after):
+                await self.stop(port, StopCause.EV_DISCONNECTED, "EVCommunicationLost")
+            else:
+                tx.authorized = authorized
+                with self._quietly(port):
+                    self._event(port, Event.UNPLUG)
+                port.meter.battery = None
+                await self._tx_event(
+                    v201.TransactionEventEnum.UPDATED, port, tx, "EVCommunicationLost"
+                )
+                self.st.changed()
+                return
+        self._event(port, Event.UNPLUG)
+        port.meter.battery = None
+        await self.st.save()
+
+    async def token_accepted(
+        self, port: Port, reservation: Reservation | None, *, remote: bool
+    ) -> None:
+        """E03 id token first (or E02's token after the cable): Authorized / RemoteStart starts
+        a transaction at TxStartPoint Authorized (or PowerPathClosed with the cable in); a
+        remote start plugs the emulated EV in when ``auto_plug``."""
+        before = self.conditions(port)
+        self._event(port, Event.AUTHORIZE)
+        if reservation is not None:
+            port.reservation = None
+            port.token_reservation = reservation.id
+        port.token_at = self.st.clock()  # EVConnectionTimeOut counts from here (C01.FR.26)
+        self.st.wake_timer()
+        cause = "RemoteStart" if remote else "Authorized"
+        await self._settle(port, before, cause)
+        if remote and self.st.config.auto_plug and not self.facts(port.id).plugged:
+            await self._plug(port, cause)
+
+    async def authorize_transaction(
+        self, port: Port, token: str, token_type: str | None, *, remote: bool
+    ) -> None:
+        """E02 (cable first, TxStartPoint EVConnected): the authorization of the running
+        transaction, Updated with triggerReason Authorized (RemoteStart and the
+        remoteStartId for F02) and the idToken; the power path closes."""
+        tx = port.tx
+        if tx is None:
+            raise ActionRefused(f"no transaction runs on connector {port.id}")
+        self.advance(port)
+        before = self.conditions(port)
+        tx.id_token, tx.token_type, tx.authorized = token, token_type, True
+        if remote:
+            tx.remote_start_id, port.remote_start_id = port.remote_start_id, None
+        cause = "RemoteStart" if remote else "Authorized"
+        await self._settle(port, before, cause, with_token=True)
+
+    async def end_authorization(self, port: Port, cause: StopCause, trigger: str) -> None:
+        """E07 (same id token again), F03 (RequestStopTransaction), E05/E06.FR.04 (invalid
+        idTokenInfo): the transaction ends when TxStopPoint has Authorized, PowerPathClosed
+        or (energy flowing) EnergyTransfer; else it goes on without energy, Updated with
+        ``trigger`` (E07's alternative: TxStopPoint EVConnected ends it at the unplug)."""
+        tx = port.tx
+        if tx is None:
+            raise ActionRefused(f"no transaction runs on connector {port.id}")
+        self.advance(port)
+        before = self.conditions(port)
+        after = dataclasses.replace(before, authorized=False, energy=False)
+        if self.points.ends(before, after):
+            await self.stop(port, cause, trigger)
+            return
+        tx.authorized = False
+        self._power_path(port)
+        await self._tx_event(
+            v201.TransactionEventEnum.UPDATED,
+            port,
+            tx,
+            trigger,
+            with_token=cause is StopCause.LOCAL,
+        )
+        self.st.changed()
+
+    async def ev_resume(self, port_id: int) -> None:
+        port = self.port(port_id)
+        if port.tx is not None and not port.tx.authorized:
+            raise ActionRefused(f"EVSE {port_id} waits for an authorization (power path open)")
+        await super().ev_resume(port_id)
+
+    async def _stop_if_running(self, port: Port, tx: Tx, cause: StopCause, trigger: str) -> None:
+        """Stop ``tx`` unless it ended meanwhile (a background stop races the user)."""
+        if port.tx is tx:
+            await self.stop(port, cause, trigger)
+
+    async def _end_authorization_if(
+        self, port: Port, tx: Tx, cause: StopCause, trigger: str
+    ) -> None:
+        if port.tx is tx and tx.authorized:
+            await self.end_authorization(port, cause, trigger)
 
     # -- messages ---------------------------------------------------------------------------------
 
@@ -270,6 +507,8 @@ class Behaviour201(Behaviour):
 
     def _charging_state(self, port: Port) -> v201.ChargingStateEnum:
         facts = self.facts(port.id)
+        if facts.plugged and port.tx is not None and not port.tx.authorized:
+            return v201.ChargingStateEnum.EV_CONNECTED  # no authorization: power path open
         if facts.evse_suspended:
             return v201.ChargingStateEnum.SUSPENDED_EVSE
         if facts.ev_drawing:
@@ -301,7 +540,8 @@ class Behaviour201(Behaviour):
                 if self.facts(port.id).plugged
                 else v201.ChargingStateEnum.IDLE
             )
-        if kind is v201.TransactionEventEnum.STARTED and tx.remote_start_id is not None:
+        starts = kind is v201.TransactionEventEnum.STARTED or trigger == "RemoteStart"
+        if starts and tx.remote_start_id is not None:
             info.remote_start_id = tx.remote_start_id
         request = v201.TransactionEventRequest(
             event_type=kind,
@@ -383,7 +623,13 @@ class Behaviour201(Behaviour):
             self.auth.remember(token, auth, now=self.st.now(), config=self.dm)
             port = self.find_tx(tx_key)
             if auth.status != "Accepted" and port is not None and self.dm.stop_tx_on_invalid_id:
-                self.st.spawn(self.stop(port, StopCause.DE_AUTHORIZED, "Deauthorized"))
+                # E05 / E06.FR.04: the authorization ends; the transaction too if TxStopPoint says
+                tx = port.tx
+                if tx is not None and tx.authorized:
+                    ended = self._end_authorization_if(
+                        port, tx, StopCause.DE_AUTHORIZED, "Deauthorized"
+                    )
+                    self.st.spawn(ended)
         if request.event_type is v201.TransactionEventEnum.ENDED:
             self.st.spawn(self.st.store.forget_seq(self.st.station_id, tx_key))
 
@@ -419,6 +665,7 @@ class Behaviour201(Behaviour):
         r("GetInstalledCertificateIds", self.on_get_installed_certificate_ids)
         r("DeleteCertificate", self.on_delete_certificate)
         r("CertificateSigned", self.on_certificate_signed)
+        self.register_diagnostics()
 
     def on_request_start(self, req: v201.RequestStartTransactionRequest, _: Any) -> dict[str, Any]:
         """F01/F02: Accepted when an EVSE can take the session; it starts in the background.
@@ -438,18 +685,37 @@ class Behaviour201(Behaviour):
         return {"status": "Accepted"}
 
     def on_request_stop(self, req: v201.RequestStopTransactionRequest, _: Any) -> dict[str, Any]:
+        """F03: the CSMS ends the authorization (then as TxStopPoint says, like E07); a
+        transaction that has none yet is ended."""
         port = self.find_tx(req.transaction_id)
-        if port is None:
+        if port is None or port.tx is None:
             return {"status": "Rejected"}
-        self.st.spawn(self.stop(port, StopCause.REMOTE, "RemoteStop"))
+        tx = port.tx
+        if tx.authorized:
+            self.st.spawn(self._end_authorization_if(port, tx, StopCause.REMOTE, "RemoteStop"))
+        else:
+            self.st.spawn(self._stop_if_running(port, tx, StopCause.REMOTE, "RemoteStop"))
         return {"status": "Accepted"}
 
     def on_reset(self, req: v201.ResetRequest, _: Any) -> dict[str, Any]:
-        """B11/B12: Immediate stops transactions (ImmediateReset) and reboots; OnIdle waits
-        for them (Scheduled). Resetting one EVSE is not supported (Rejected)."""
-        if _opt(req.evse_id) is not None:
-            return {"status": "Rejected"}
+        """B11/B12. The station: Immediate stops the transactions (B12.FR.04: Ended with
+        triggerReason ResetCommand, stoppedReason ImmediateReset) and reboots; OnIdle waits
+        for them (B12.FR.01 Scheduled, B12.FR.03).
+
+        One EVSE (``evseId``): an unknown one is Rejected; without a transaction it is
+        Accepted and the EVSE resets (B11.FR.08: Unavailable, then back) while the station
+        and the other EVSEs go on; with one, OnIdle is Scheduled and the EVSE resets once the
+        transaction ended normally (B12.FR.01, B12.FR.07), Immediate is Accepted and the
+        transaction ends first with ResetCommand / ImmediateReset (B12.FR.08)."""
         immediate = req.type is v201.ResetEnum.IMMEDIATE
+        evse_id = _opt(req.evse_id)
+        if evse_id is not None:
+            port = self.ports.get(evse_id)
+            if port is None or evse_id in self._resetting:
+                return {"status": "Rejected"}
+            self._resetting.add(evse_id)
+            self.st.spawn(self._reset_evse(port, immediate))
+            return {"status": "Scheduled" if port.tx is not None and not immediate else "Accepted"}
         busy = self.any_transaction()
         self.st.spawn(self._reset(immediate))
         return {"status": "Scheduled" if busy and not immediate else "Accepted"}
@@ -461,6 +727,37 @@ class Behaviour201(Behaviour):
         else:
             await self.st.wait_for_state(lambda s: s["state"] != "charging", 1e9)
         await self.reboot_when_sent("RemoteReset")
+
+    async def _reset_evse(self, port: Port, immediate: bool) -> None:
+        """Reset one EVSE: end its transaction (Immediate) or wait for its end (OnIdle),
+        then Unavailable (B11.FR.08), forget what waited on it (an accepted id token), and
+        back to what its availability was. An EVSE the CSMS had set Inoperative stays so
+        (B11: persistent states persist)."""
+        try:
+            await asyncio.sleep(0.05)  # the ResetResponse goes out first
+            tx = port.tx
+            if tx is not None and immediate:
+                await self._stop_if_running(port, tx, StopCause.HARD_RESET, "ResetCommand")
+            elif tx is not None:
+                await self.st.wait_for_state(lambda _: port.tx is None, 1e9)
+            self.advance(port)
+            port.token = port.token_type = None
+            port.remote_start_id = port.token_reservation = None
+            if self.facts(port.id).inoperative:
+                await self.st.save()
+                return
+            now = self.st.now()
+            _, down = self.model.change_availability(operative=False, now=now, evse_id=port.id)
+            self.post_statuses(down)
+            await self.st.save()
+            await asyncio.sleep(EVSE_RESET_SECONDS)
+            _, up = self.model.change_availability(
+                operative=True, now=self.st.now(), evse_id=port.id
+            )
+            self.post_statuses(up)
+            await self.st.save()
+        finally:
+            self._resetting.discard(port.id)
 
     async def on_change_availability(
         self, req: v201.ChangeAvailabilityRequest, _: Any
@@ -500,6 +797,7 @@ class Behaviour201(Behaviour):
         except TooManyItemsError as exc:
             raise HandlerError(_error_code(exc), str(exc)) from None
         self._dm_snapshot = None
+        self.observe_set_variables(reply)
         await self.st.save()
         self.st.wake_timer()
         self.st.wake_heartbeat()
@@ -522,16 +820,15 @@ class Behaviour201(Behaviour):
             self.st.spawn(self._send_all("NotifyReport", pages))
         return reply
 
-    async def _send_all(self, action: str, messages: list[Any]) -> None:
-        for message in messages:
-            await self.st.request(action, message, while_pending=True)
-
     async def on_set_network_profile(
         self, req: v201.SetNetworkProfileRequest, _: Any
     ) -> dict[str, Any]:
         """B09: Rejected for a slot outside ``NetworkConfigurationPriority``'s valuesList
-        (0..7) or a securityProfile below the current one (A00.FR.005); else stored by slot
-        (persisted with the station state; the station does not connect with it yet)."""
+        (0..7), a profile this station cannot connect with (B09.FR.02,
+        :func:`.network_profiles.profile_problem`) or a securityProfile below the current
+        one (B09.FR.04 / A00.FR.005); else stored by slot and persisted with the station
+        state (B09.FR.01). It is dialled after the next reboot when
+        ``NetworkConfigurationPriority`` lists its slot (B10.FR.04, :mod:`.network_profiles`)."""
         spec = next(
             s for s in self._specs if s.key == _key("OCPPCommCtrlr", "NetworkConfigurationPriority")
         )
@@ -539,11 +836,57 @@ class Behaviour201(Behaviour):
         profile = req.connection_data
         if req.configuration_slot not in slots:
             return {"status": "Rejected", "statusInfo": {"reasonCode": "InvalidSlot"}}
+        raw = msgspec.to_builtins(profile)
+        cfg = self.st.config
+        problem = profile_problem(
+            raw, has_client_certificate=bool(cfg.client_cert and cfg.client_key)
+        )
+        if problem is not None:
+            info = {"reasonCode": "InvalidNetworkConf", "additionalInfo": problem[:512]}
+            return {"status": "Rejected", "statusInfo": info}
         if profile.security_profile < self.dm.security_profile:
             return {"status": "Rejected", "statusInfo": {"reasonCode": "SecurityDowngrade"}}
-        self.network_profiles[req.configuration_slot] = msgspec.to_builtins(profile)
+        self.network_profiles[req.configuration_slot] = raw
         await self.st.save()
         return {"status": "Accepted"}
+
+    def network_endpoints(self) -> dict[int, Endpoint]:
+        """Every slot holding a profile: slot 0 is the URL and security profile the station
+        was started with unless the CSMS stored a profile there."""
+        endpoints = {0: self.st.config.endpoint}
+        for slot, raw in self.network_profiles.items():
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                endpoints[slot] = endpoint_from_profile(slot, raw)
+        return endpoints
+
+    def network_failover(self) -> Failover:
+        """B10.FR.03/04: the fail-over of this boot, from NetworkConfigurationPriority,
+        NetworkProfileConnectionAttempts and ActiveNetworkProfile (the last good slot,
+        B10.FR.07), skipping profiles below SecurityCtrlr.SecurityProfile."""
+        occ = "OCPPCommCtrlr"
+        endpoints = self.network_endpoints()
+        current = self.dm.security_profile
+        order = failover_order(
+            parse_priority(self.dm.actual(_key(occ, "NetworkConfigurationPriority"))),
+            endpoints,
+            security_profile=current,
+        )
+        attempts = self.dm.actual(_key(occ, "NetworkProfileConnectionAttempts"))
+        active = self.dm.actual(_key(occ, "ActiveNetworkProfile"))
+        last_good = None if active is None else int(active)
+        if last_good not in endpoints or endpoints[last_good].security_profile < current:
+            last_good = None
+        return Failover(order, attempts=int(attempts or 1), last_good=last_good)
+
+    def network_connected(self, endpoint: Endpoint) -> None:
+        """ActiveNetworkProfile is the slot connected with; SecurityCtrlr.SecurityProfile
+        follows a higher profile of that connection (it never goes down, A00.FR.005)."""
+        self._dm_snapshot = None
+        self.dm.set_actual(_key("OCPPCommCtrlr", "ActiveNetworkProfile"), str(endpoint.slot))
+        if endpoint.security_profile > self.dm.security_profile:
+            self.dm.set_actual(
+                _key("SecurityCtrlr", "SecurityProfile"), str(endpoint.security_profile)
+            )
 
     def on_get_charging_profiles(
         self, req: v201.GetChargingProfilesRequest, _: Any
@@ -653,7 +996,9 @@ class Behaviour201(Behaviour):
         elif what is trig.LOG_STATUS_NOTIFICATION:
             self.st.post("LogStatusNotification", {"status": "Idle"}, triggered=True)
         elif what is trig.SIGN_CHARGING_STATION_CERTIFICATE:
-            self.st.spawn(self.sign_certificate())
+            self.start_certificate_signing(CS_USE)
+        elif what is trig.SIGN_V2G_CERTIFICATE:
+            self.start_certificate_signing(V2G_USE)
         else:
             return {"status": "NotImplemented"}
         return {"status": "Accepted"}
@@ -783,7 +1128,8 @@ class Behaviour201(Behaviour):
         tx_id = _opt(req.transaction_id)
         pending = await self.st.store.pending(self.st.station_id)
         if tx_id is None:
-            return {"messagesInQueue": bool(pending)}
+            # queued security events (A04.FR.02) are no transaction's messages
+            return {"messagesInQueue": any(m.tx_key is not None for m in pending)}
         queued = any(m.tx_key == tx_id for m in pending)
         return {"messagesInQueue": queued, "ongoingIndicator": self.find_tx(tx_id) is not None}
 
@@ -792,16 +1138,29 @@ class Behaviour201(Behaviour):
 
     # -- certificates (A02/A03, M03-M05) ---------------------------------------------------------
 
-    async def sign_certificate(self) -> None:
-        """A02/A03 via F06: SignCertificate with a CSR whose O is
-        SecurityCtrlr.OrganizationName."""
-        organization = self.dm.actual(_key("SecurityCtrlr", "OrganizationName")) or ""
-        await self._send_csr(organization, certificateType="ChargingStationCertificate")
+    def csr_organization(self) -> str:
+        """A02.FR.13: SecurityCtrlr.OrganizationName."""
+        return self.dm.actual(_key("SecurityCtrlr", "OrganizationName")) or ""
+
+    def cert_signing_retry(self) -> tuple[float, int]:
+        """SecurityCtrlr.CertSigningWaitMinimum / CertSigningRepeatTimes (A02.FR.17-19)."""
+        return float(self.dm.cert_signing_wait_minimum), self.dm.cert_signing_repeat_times
+
+    def sign_request(self, csr: str, use: str) -> dict[str, Any]:
+        """SignCertificateRequest with the certificateType asked for (ChargingStation or
+        V2G), so the CSMS answers with the same type (A02.FR.14)."""
+        return {"csr": csr, "certificateType": use}
 
     async def on_certificate_signed(
         self, req: v201.CertificateSignedRequest, _: Any
     ) -> dict[str, Any]:
-        return await self._certificate_signed(req.certificate_chain)
+        """A02/A03: the chain of the certificateType given (omitted: the charging-station
+        certificate); a V2GCertificate must chain to a V2GRootCertificate and is kept apart
+        from the charging-station certificate."""
+        use = _opt(req.certificate_type)
+        return await self._certificate_signed(
+            req.certificate_chain, CS_USE if use is None else str(use)
+        )
 
     async def on_install_certificate(
         self, req: v201.InstallCertificateRequest, _: Any
@@ -811,13 +1170,25 @@ class Behaviour201(Behaviour):
     def on_get_installed_certificate_ids(
         self, req: v201.GetInstalledCertificateIdsRequest, _: Any
     ) -> dict[str, Any]:
-        """M03: the hash data of the installed roots of the asked types (all: none asked)."""
+        """M03: the hash data of the installed roots of the asked types (all: none asked);
+        V2GCertificateChain: the station's V2G certificate with its sub-CAs as
+        childCertificateHashData."""
         types = _opt(req.certificate_type)
         wanted = None if types is None else [str(t) for t in types]
-        chain = [
+        chain: list[dict[str, Any]] = [
             {"certificateType": t, "certificateHashData": d.to_wire()}
             for t, d in self.certs.installed(wanted)
         ]
+        v2g = self.certs.v2g_chain_hash_data()
+        if v2g is not None and (wanted is None or V2G_CHAIN_TYPE in wanted):
+            leaf, children = v2g
+            item: dict[str, Any] = {
+                "certificateType": V2G_CHAIN_TYPE,
+                "certificateHashData": leaf.to_wire(),
+            }
+            if children:
+                item["childCertificateHashData"] = [c.to_wire() for c in children]
+            chain.append(item)
         if not chain:
             return {"status": "NotFound"}
         return {"status": "Accepted", "certificateHashDataChain": chain}

@@ -1,17 +1,34 @@
-"""A station's certificates: installed roots by type, its own key and certificate, CSRs.
+"""A station's certificates: installed roots by type, its own certificates and keys, CSRs.
 
 - Roots (1.6 Security whitepaper "InstallCertificate" / 2.0.1 M05): PEM strings kept by
   certificate type (1.6 CentralSystemRootCertificate, ManufacturerRootCertificate; 2.0.1
   CSMSRootCertificate, ManufacturerRootCertificate, V2GRootCertificate, MORootCertificate).
+  :meth:`CertificateStore.install` refuses what is invalid or incorrect (M05.FR.06): a PEM
+  that does not parse, a certificate outside its validity period, one whose basic
+  constraints say it is not a CA, a self-signed one whose signature does not verify.
 - Hash data (2.0.1 CertificateHashDataType, as OCSP's CertID, RFC 6960 §4.1.1): SHA256 of
   the DER issuer name, SHA256 of the issuer's public key (the subjectPublicKey BIT STRING
   contents), the serial number as hex without leading zeroes.
-- The station's own certificate (A02/A03): :meth:`CertificateStore.make_csr` makes a fresh
-  EC P-256 key pair and a CSR (CN = the serial number or station id, O = the CPO name); the
-  private key stays in the store (A02.FR.05) until :meth:`CertificateStore.accept_signed`
-  installs a chain whose leaf matches it (and is valid at the station's time).
+- The station's own certificates, one per *use* (2.0.1 CertificateSigningUseEnumType):
+  ``ChargingStationCertificate`` (the TLS client certificate towards the CSMS; 1.6 calls it
+  the Charge Point certificate) and ``V2GCertificate`` (the ISO 15118 SECC certificate, kept
+  apart: it chains to another root and is reported as V2GCertificateChain, M03).
+  :meth:`CertificateStore.make_csr` makes a fresh EC P-256 key pair and a CSR (A02.FR.02/03);
+  the private key stays in the store (A02.FR.05) until :meth:`CertificateStore.accept_signed`
+  installs a chain that passes :func:`verify_chain` (A02.FR.06): every certificate within
+  its validity period, each one signed by the next, every issuer a CA, the last one issued
+  by (or equal to) an installed root of the use's type, and the leaf's public key the
+  pending private key's.
 
-Pure: no I/O; persisted with the station state through :meth:`to_dict` / :meth:`from_dict`.
+Which root anchors which use (A02.FR.06 "part of the Charging Station Operator certificate
+hierarchy"): the station's only CPO-hierarchy trust anchor is the CSMS root
+(2.0.1 ``CSMSRootCertificate``, 1.6 ``CentralSystemRootCertificate``), so the charging-station
+certificate must chain to one of those; a V2G certificate to a ``V2GRootCertificate``.
+Manufacturer roots verify firmware signatures and never anchor the station's own
+certificate (:data:`ANCHORS_V16`, :data:`ANCHORS_V201`).
+
+Pure: no I/O, no clock reads (the caller passes ``now``); persisted with the station state
+through :meth:`CertificateStore.to_dict` / :meth:`CertificateStore.from_dict`.
 """
 
 from __future__ import annotations
@@ -19,19 +36,27 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 __all__ = [
+    "ANCHORS_V16",
+    "ANCHORS_V201",
+    "CS_USE",
+    "V2G_USE",
     "CertificateError",
     "CertificateStore",
     "HashData",
+    "OwnCertificate",
     "hash_data",
     "parse_chain",
+    "verify_chain",
 ]
 
 ROOT_TYPES_V16 = ("CentralSystemRootCertificate", "ManufacturerRootCertificate")
@@ -41,12 +66,31 @@ ROOT_TYPES_V201 = (
     "V2GRootCertificate",
     "MORootCertificate",
 )
-OWN_TYPE = "ChargingStationCertificate"
-"""The type :meth:`CertificateStore.find` reports for the station's own certificate."""
+CS_USE = "ChargingStationCertificate"
+"""The use of the station's TLS client certificate (and what :meth:`CertificateStore.find`
+reports for it)."""
+V2G_USE = "V2GCertificate"
+"""The use of the station's ISO 15118 certificate (2.0.1)."""
+OWN_TYPE = CS_USE
+V2G_CHAIN_TYPE = "V2GCertificateChain"
+"""2.0.1 GetCertificateIdUseEnumType for the V2G certificate and its sub-CAs (M03)."""
+
+ANCHORS_V16: Mapping[str, tuple[str, ...]] = {CS_USE: ("CentralSystemRootCertificate",)}
+"""1.6: the root types a signed certificate of each use must chain to (A02.FR.06)."""
+ANCHORS_V201: Mapping[str, tuple[str, ...]] = {
+    CS_USE: ("CSMSRootCertificate",),
+    V2G_USE: ("V2GRootCertificate",),
+}
+"""2.0.1: the root types a signed certificate of each use must chain to (A02.FR.06)."""
+
+#: CertificateHashDataChainType.childCertificateHashData holds at most this many (M03).
+MAX_CHILD_HASHES = 4
 
 
 class CertificateError(ValueError):
-    """A PEM that does not parse, or a chain that does not fit the pending key."""
+    """A certificate the station refuses: it does not parse, is outside its validity
+    period, does not chain to an installed root of the right type, or is not for the
+    pending key. The message says which (it becomes the security event's techInfo)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,24 +161,122 @@ def _pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
+def _name(cert: x509.Certificate) -> str:
+    return cert.subject.rfc4514_string()[:80]
+
+
+def _valid_at(cert: x509.Certificate, now: datetime.datetime) -> bool:
+    return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
+
+
+def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    """``parent``'s subject is ``child``'s issuer and ``parent``'s key signed ``child``."""
+    try:
+        child.verify_directly_issued_by(parent)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _is_ca(cert: x509.Certificate, *, required: bool) -> bool:
+    """The basic constraints say CA; without the extension: ``not required``."""
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return not required
+    return constraints.ca
+
+
+def verify_chain(
+    chain: Sequence[x509.Certificate],
+    anchors: Sequence[x509.Certificate],
+    now: datetime.datetime,
+) -> x509.Certificate:
+    """Check a leaf-first chain against trust ``anchors`` at ``now`` (A02.FR.06); return the
+    anchor it chains to, else raise :class:`CertificateError` saying why.
+
+    Every certificate must be within its validity period; walking from the leaf, each one
+    must be issued (name and signature) by an anchor — then the chain is good, whatever
+    follows (a chain may end with the root itself) — or by the next certificate of the
+    chain, which must be a CA (basic constraints present with cA true). An anchor outside
+    its own validity period anchors nothing.
+    """
+    if not chain:
+        raise CertificateError("empty certificate chain")
+    for cert in chain:
+        if not _valid_at(cert, now):
+            raise CertificateError(
+                f"certificate {_name(cert)} is not valid now (valid "
+                f"{cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ} to "
+                f"{cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ})"
+            )
+    usable = [a for a in anchors if _valid_at(a, now)]
+    current = chain[0]
+    for parent in [*chain[1:], None]:
+        for anchor in usable:
+            if _issued_by(current, anchor):
+                return anchor
+        if parent is None:
+            break
+        if not _issued_by(current, parent):
+            raise CertificateError(f"{_name(current)} is not issued by {_name(parent)}")
+        if not _is_ca(parent, required=True):
+            raise CertificateError(f"{_name(parent)} is not a CA certificate")
+        current = parent
+    raise CertificateError(f"{_name(current)} does not chain to an installed root")
+
+
+@dataclasses.dataclass
+class OwnCertificate:
+    """The station's certificate of one use: the installed chain (leaf first) with its key,
+    and the key and CSR of a signing request still waiting for its certificate."""
+
+    chain: list[str] = dataclasses.field(default_factory=list)
+    key: str | None = None
+    """PEM (PKCS8) of the key of :attr:`chain`."""
+    pending_key: str | None = None
+    """PEM of the key of the last CSR, until a matching chain is accepted (A02.FR.05)."""
+    pending_csr: str | None = None
+    """The last CSR (PEM), resent as it is while no certificate comes (A02.FR.17)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OwnCertificate:
+        return cls(
+            chain=[str(p) for p in data.get("chain", [])],
+            key=data.get("key"),
+            pending_key=data.get("pending_key"),
+            pending_csr=data.get("pending_csr"),
+        )
+
+
 class CertificateStore:
-    """One station's installed roots, own certificate chain and pending key."""
+    """One station's installed roots, own certificates (per use) and pending keys."""
 
     def __init__(self) -> None:
         self.roots: dict[str, list[str]] = {}
         """certificate type -> PEM strings."""
-        self.own_chain: list[str] = []
-        """The station certificate (leaf first) and the intermediates that came with it."""
-        self.own_key: str | None = None
-        """PEM (PKCS8) of the key of :attr:`own_chain`."""
-        self.pending_key: str | None = None
-        """PEM of the key of the last CSR, until a matching chain is accepted."""
+        self.own: dict[str, OwnCertificate] = {}
+        """use (:data:`CS_USE`, :data:`V2G_USE`) -> the station's certificate of that use."""
 
     # -- roots ------------------------------------------------------------------------------
 
-    def install(self, cert_type: str, pem: str) -> HashData:
-        """Add a root of ``cert_type`` (replacing an identical one); its hash data."""
+    def install(self, cert_type: str, pem: str, now: datetime.datetime | None = None) -> HashData:
+        """M05: add a root of ``cert_type`` (replacing an identical one); its hash data.
+
+        :class:`CertificateError` (M05.FR.06, status Rejected) for a PEM that does not
+        parse, a certificate not valid at ``now`` (None: not checked), one whose basic
+        constraints say it is not a CA, or a self-signed one whose signature is wrong.
+        """
         (cert,) = parse_chain(pem)[:1]
+        if now is not None and not _valid_at(cert, now):
+            raise CertificateError(f"certificate {_name(cert)} is not valid now")
+        if not _is_ca(cert, required=False):
+            raise CertificateError(f"{_name(cert)} is not a CA certificate")
+        if cert.issuer == cert.subject and not _issued_by(cert, cert):
+            raise CertificateError(f"the self-signature of {_name(cert)} does not verify")
         data = hash_data(cert, self._issuer_of(cert))
         kept = self.roots.setdefault(cert_type, [])
         for old in list(kept):
@@ -152,24 +294,35 @@ class CertificateStore:
             for pem in pems
         ]
 
+    def anchors(self, cert_types: Sequence[str]) -> list[x509.Certificate]:
+        """The installed roots of ``cert_types``, parsed."""
+        return [parse_chain(p)[0] for t in cert_types for p in self.roots.get(t, [])]
+
     def find(self, wanted: dict[str, Any]) -> str | None:
-        """The type of the installed certificate with this hash data (the own one reports
-        :data:`OWN_TYPE`), None if there is none."""
-        if self.own_chain and self.own_hash_data().matches(wanted):
-            return OWN_TYPE
+        """The type of the installed certificate with this hash data (the charging-station
+        certificate reports :data:`CS_USE`, the V2G one :data:`V2G_CHAIN_TYPE`), None if
+        there is none."""
+        for use in (CS_USE, V2G_USE):
+            data = self.own_hash_data(use)
+            if data is not None and data.matches(wanted):
+                return OWN_TYPE if use == CS_USE else V2G_CHAIN_TYPE
         for cert_type, data in self.installed():
             if data.matches(wanted):
                 return cert_type
         return None
 
     def delete(self, wanted: dict[str, Any]) -> str:
-        """M04: Accepted (removed), NotFound, or Failed for the station's own certificate
-        (M04.FR.05: it cannot be deleted this way)."""
+        """M04: Accepted (removed), NotFound, or Failed for the charging-station certificate
+        (M04.FR.05: it cannot be deleted this way). The V2G certificate may be deleted."""
         found = self.find(wanted)
         if found is None:
             return "NotFound"
         if found == OWN_TYPE:
             return "Failed"
+        if found == V2G_CHAIN_TYPE:
+            v2g = self.own[V2G_USE]
+            v2g.chain, v2g.key = [], None
+            return "Accepted"
         self.roots[found] = [p for p in self.roots[found] if not self._data_of(p).matches(wanted)]
         if not self.roots[found]:
             del self.roots[found]
@@ -189,10 +342,28 @@ class CertificateStore:
                     return other
         return None
 
-    # -- the station's own certificate ----------------------------------------------------
+    # -- the station's own certificates --------------------------------------------------
 
-    def make_csr(self, common_name: str, organization: str) -> str:
-        """A fresh EC P-256 key (kept as :attr:`pending_key`) and a PEM CSR for it."""
+    def slot(self, use: str) -> OwnCertificate:
+        """The station's certificate of ``use`` (created empty on first use)."""
+        return self.own.setdefault(use, OwnCertificate())
+
+    @property
+    def own_chain(self) -> list[str]:
+        """The charging-station certificate chain (leaf first; empty: none)."""
+        return self.own[CS_USE].chain if CS_USE in self.own else []
+
+    @property
+    def own_key(self) -> str | None:
+        return self.own[CS_USE].key if CS_USE in self.own else None
+
+    @property
+    def pending_key(self) -> str | None:
+        return self.own[CS_USE].pending_key if CS_USE in self.own else None
+
+    def make_csr(self, common_name: str, organization: str, use: str = CS_USE) -> str:
+        """A fresh EC P-256 key (kept pending for ``use``) and a PEM CSR for it (A02.FR.02,
+        A02.FR.03; CN ``common_name``, O ``organization``, A02.FR.13)."""
         key = ec.generate_private_key(ec.SECP256R1())
         attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])]
         if organization:
@@ -202,49 +373,90 @@ class CertificateStore:
             .subject_name(x509.Name(attrs))
             .sign(key, hashes.SHA256())
         )
-        self.pending_key = key.private_bytes(
+        slot = self.slot(use)
+        slot.pending_key = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         ).decode()
-        return csr.public_bytes(serialization.Encoding.PEM).decode()
+        slot.pending_csr = csr.public_bytes(serialization.Encoding.PEM).decode()
+        return slot.pending_csr
 
-    def accept_signed(self, chain_pem: str, now: datetime.datetime | None = None) -> None:
-        """A02/A03 CertificateSigned: install the chain if its leaf is for the pending key
-        and valid at ``now`` (None: not checked); else :class:`CertificateError`, nothing
-        changes."""
+    def accept_signed(
+        self,
+        chain_pem: str,
+        now: datetime.datetime,
+        *,
+        anchors: Sequence[str],
+        use: str = CS_USE,
+    ) -> None:
+        """A02/A03 CertificateSigned: install the chain as the station's ``use`` certificate
+        if it passes :func:`verify_chain` against the installed roots of the ``anchors``
+        types at ``now`` and its leaf is for the pending key; else :class:`CertificateError`
+        and nothing changes (A02.FR.07: the certificate is discarded)."""
         chain = parse_chain(chain_pem)
-        if self.pending_key is None:
-            raise CertificateError("no pending certificate signing request")
-        leaf = chain[0]
-        if now is not None and not (leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc):
-            raise CertificateError("the certificate is not valid now")
-        key = serialization.load_pem_private_key(self.pending_key.encode(), None)
+        slot = self.own.get(use)
+        if slot is None or slot.pending_key is None:
+            raise CertificateError(f"no pending certificate signing request for {use}")
+        key = serialization.load_pem_private_key(slot.pending_key.encode(), None)
         if _key_bits(chain[0].public_key()) != _key_bits(key.public_key()):
             raise CertificateError("the certificate is not for the station's pending key")
-        self.own_chain = [_pem(c) for c in chain]
-        self.own_key, self.pending_key = self.pending_key, None
+        verify_chain(chain, self.anchors(anchors), now)
+        slot.chain = [_pem(c) for c in chain]
+        slot.key, slot.pending_key, slot.pending_csr = slot.pending_key, None, None
 
-    def own_hash_data(self) -> HashData:
-        chain = [parse_chain(p)[0] for p in self.own_chain]
+    def expires_at(self, use: str = CS_USE) -> datetime.datetime | None:
+        """The end of the validity period of the station's ``use`` certificate (None: none)."""
+        slot = self.own.get(use)
+        if slot is None or not slot.chain:
+            return None
+        return parse_chain(slot.chain[0])[0].not_valid_after_utc
+
+    def own_hash_data(self, use: str = CS_USE) -> HashData | None:
+        """The hash data of the station's ``use`` certificate (None: none installed)."""
+        slot = self.own.get(use)
+        if slot is None or not slot.chain:
+            return None
+        chain = [parse_chain(p)[0] for p in slot.chain]
         issuer = chain[1] if len(chain) > 1 else self._issuer_of(chain[0])
         return hash_data(chain[0], issuer)
+
+    def v2g_chain_hash_data(self) -> tuple[HashData, list[HashData]] | None:
+        """M03 V2GCertificateChain: the V2G certificate's hash data and its sub-CAs' (at most
+        :data:`MAX_CHILD_HASHES`, leaf side first); None without a V2G certificate."""
+        leaf = self.own_hash_data(V2G_USE)
+        if leaf is None:
+            return None
+        chain = [parse_chain(p)[0] for p in self.own[V2G_USE].chain]
+        children = []
+        for i, cert in enumerate(chain[1:], start=1):
+            if cert.issuer == cert.subject:
+                break  # the root itself is reported as a V2GRootCertificate, not a child
+            issuer = chain[i + 1] if i + 1 < len(chain) else self._issuer_of(cert)
+            children.append(hash_data(cert, issuer))
+        return leaf, children[:MAX_CHILD_HASHES]
 
     # -- persistence ------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "roots": {t: list(p) for t, p in self.roots.items()},
-            "own_chain": list(self.own_chain),
-            "own_key": self.own_key,
-            "pending_key": self.pending_key,
+            "own": {use: slot.to_dict() for use, slot in self.own.items()},
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CertificateStore:
+        """Restore :meth:`to_dict`; a blob of the earlier one-certificate layout
+        (``own_chain``/``own_key``/``pending_key``) becomes the charging-station slot."""
         store = cls()
         store.roots = {str(t): [str(p) for p in ps] for t, ps in data.get("roots", {}).items()}
-        store.own_chain = [str(p) for p in data.get("own_chain", [])]
-        store.own_key = data.get("own_key")
-        store.pending_key = data.get("pending_key")
+        store.own = {
+            str(use): OwnCertificate.from_dict(slot) for use, slot in data.get("own", {}).items()
+        }
+        if CS_USE not in store.own and (data.get("own_chain") or data.get("pending_key")):
+            store.own[CS_USE] = OwnCertificate(
+                chain=[str(p) for p in data.get("own_chain", [])],
+                key=data.get("own_key"),
+                pending_key=data.get("pending_key"),
+            )
         return store

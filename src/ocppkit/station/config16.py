@@ -300,6 +300,9 @@ STANDARD_KEYS: Final[tuple[KeySpec, ...]] = (
     ),
     _int("CertificateSignedMaxChainSize", 10000, "Security", readonly=True, required=False),
     _int("CertificateStoreMaxLength", 20, "Security", readonly=True, required=False),
+    # resend SignCertificate while no CertificateSigned comes (as 2.0.1 A02.FR.17-19)
+    _int("CertSigningRepeatTimes", 3, "Security", required=False),
+    _int("CertSigningWaitMinimum", 30, "Security", required=False),
     KeySpec("CpoName", KeyType.STRING, False, "", "Security", required=False, max_length=500),
     _int("SecurityProfile", 0, "Security", required=False, high=3),
 )

@@ -1,4 +1,4 @@
-"""Delivery policy for transaction messages: what goes next, when to retry, what to drop.
+"""Delivery policy for queued messages: what goes next, when to retry, what to drop.
 
 Pure: no I/O, no clock reads. Times are plain floats in seconds that the caller passes in;
 whatever is persisted (:attr:`Retry.at`, ``not_before`` in :mod:`ocppkit.station.store`)
@@ -47,8 +47,23 @@ TransactionEvent (1.6 §3.7; 2.0.1 E11–E13). :func:`is_transaction_message` te
    threshold (:func:`should_thin`), :func:`thin_updates` picks every second Updated event
    (1.6: every second transaction MeterValues) of each transaction to drop, never a Started
    or Ended (1.6 StartTransaction / StopTransaction), and never the message on the wire.
+7. **Security events ride the same queue** (2.0.1 A04.FR.02; 1.6 Security whitepaper
+   A04.FR.02: "Security event notifications MUST be queued with a guaranteed delivery at
+   the Central System"). SecurityEventNotification is not a transaction message
+   (:func:`is_transaction_message` is false: no ``transactionId`` rewriting, no ``seqNo``,
+   no ``offline`` flag, never thinned) but :func:`is_queued_message` is true: it is
+   enqueued in the persistent store, online or not, so it survives an offline period and a
+   ``kill -9`` and is delivered FIFO with the transaction messages after the reconnect.
+   *Decision:* it shares the transaction retry policy (:class:`RetryPolicy`, the
+   ``TransactionMessageAttempts``/``MessageAttemptsTransactionEvent`` keys). Neither spec
+   gives security events retry keys of their own; "guaranteed delivery" is the transaction
+   messages' promise (1.6 §3.7 / 2.0.1 E13 use the same words), libocpp queues them as
+   transaction messages for the same reason, and one policy per queue keeps a refusing CSMS
+   from blocking the queue head forever (after ``attempts`` failures the event is dropped
+   into the store's dropped table, with its reason, like a transaction message).
 
-Interfaces the runtime uses: :func:`is_transaction_message`, :func:`event_kind`,
+Interfaces the runtime uses: :func:`is_transaction_message`, :func:`is_queued_message`,
+:func:`event_kind`,
 :class:`RetryPolicy` + :func:`after_outcome`, :func:`next_to_send`, :class:`TransactionIds`,
 :func:`with_transaction_id`, :class:`SeqNos`, :func:`mark_offline`, :func:`should_thin`,
 :func:`thin_updates`. Each state holder has ``to_dict()`` / ``from_dict()`` for the
@@ -70,6 +85,7 @@ __all__ = [
     "DEFAULT_ATTEMPTS",
     "DEFAULT_INTERVAL",
     "DEFAULT_QUEUE_LIMIT",
+    "GUARANTEED_DELIVERY",
     "KEYS_V16",
     "KEYS_V201",
     "UNKNOWN_TRANSACTION_ID",
@@ -92,6 +108,7 @@ __all__ = [
     "WaitUntil",
     "after_outcome",
     "event_kind",
+    "is_queued_message",
     "is_transaction_message",
     "mark_offline",
     "next_to_send",
@@ -116,6 +133,11 @@ KEYS_V201: Final = (
 )
 
 _V16_TRANSACTION_ACTIONS: Final = frozenset({"StartTransaction", "StopTransaction"})
+#: Messages that are not transaction messages but go through the persistent queue too
+#: (A04.FR.02: security events are queued with guaranteed delivery; see item 7 above;
+#: N07.FR.04 / N08.FR.03: the monitoring events a 2.0.1 station keeps while offline --
+#: the station enqueues NotifyEvent only then, and only within OfflineQueuingSeverity).
+GUARANTEED_DELIVERY: Final = frozenset({"SecurityEventNotification", "NotifyEvent"})
 
 
 class EventKind(enum.StrEnum):
@@ -137,6 +159,13 @@ def is_transaction_message(action: str, payload: object = None) -> bool:
     if action == "MeterValues":
         return getattr(payload, "transaction_id", msgspec.UNSET) is not msgspec.UNSET
     return False
+
+
+def is_queued_message(action: str, payload: object = None) -> bool:
+    """Whether a CALL goes through the persistent queue: the transaction messages and the
+    :data:`GUARANTEED_DELIVERY` ones (A04.FR.02). Everything else is sent when online and
+    forgotten offline."""
+    return action in GUARANTEED_DELIVERY or is_transaction_message(action, payload)
 
 
 def event_kind(action: str, payload: object = None) -> EventKind | None:

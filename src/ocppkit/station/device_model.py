@@ -55,15 +55,19 @@ from ocppkit.messages.v201 import (
     ReportBaseEnum,
     SetVariableStatusEnum,
 )
+from ocppkit.station.paging import chunk
 
 __all__ = [
+    "DISPLAY_MESSAGES_MAX",
     "SUMMARY_VARIABLES",
     "DeviceModel",
     "DeviceModelError",
     "TooManyItemsError",
     "VariableKey",
     "VariableSpec",
+    "matches",
     "standard_variables",
+    "wire_names",
 ]
 
 ACTUAL: Final = AttributeEnum.ACTUAL
@@ -72,6 +76,8 @@ RW: Final = MutabilityEnum.READ_WRITE
 WO: Final = MutabilityEnum.WRITE_ONLY
 #: Variables of a SummaryInventory (B07: availability and problem states of components).
 SUMMARY_VARIABLES: Final = frozenset({"AvailabilityState", "Available", "Problem"})
+#: The maxLimit of ``DisplayMessageCtrlr.DisplayMessages``: most messages a station keeps.
+DISPLAY_MESSAGES_MAX: Final = 20
 _MEASURANDS: Final = tuple(m.value for m in v201.MeasurandEnum)
 _INTEGER: Final = re.compile(r"[+-]?\d{1,18}")
 _T = TypeVar("_T")
@@ -350,6 +356,8 @@ def standard_variables(
     ddc = "DeviceDataCtrlr"
     smart = "SmartChargingCtrlr"
     res = "ReservationCtrlr"
+    mon = "MonitoringCtrlr"
+    dmc = "DisplayMessageCtrlr"
     rows: list[VariableSpec] = [
         # OCPPCommCtrlr
         _int(occ, "ActiveNetworkProfile", 0, mutability=RO, required=False),
@@ -448,6 +456,26 @@ def standard_variables(
         _bool(res, "Available", True, mutability=RO, required=False),
         _bool(res, "Enabled", True, required=False),
         _bool(res, "NonEvseSpecific", False, mutability=RO, required=False),
+        # MonitoringCtrlr (N02-N08; ActiveMonitoring* change only through their messages)
+        _bool(mon, "Available", True, mutability=RO, required=False),
+        _bool(mon, "Enabled", True, required=False),
+        _int(mon, "ItemsPerMessage", 20, mutability=RO, instance="ClearVariableMonitoring"),
+        _int(mon, "ItemsPerMessage", 20, mutability=RO, instance="SetVariableMonitoring"),
+        _int(mon, "BytesPerMessage", 65000, mutability=RO, instance="ClearVariableMonitoring"),
+        _int(mon, "BytesPerMessage", 65000, mutability=RO, instance="SetVariableMonitoring"),
+        _int(mon, "OfflineQueuingSeverity", 2, high=9, required=False),
+        _var(mon, "ActiveMonitoringBase", DataEnum.OPTION_LIST, RO, "All",
+             values=("All", "FactoryDefault", "HardWiredOnly"), required=False),
+        _int(mon, "ActiveMonitoringLevel", 9, mutability=RO, high=9, required=False),
+        # DisplayMessageCtrlr (O01-O06): DisplayMessages counts the configured messages
+        _bool(dmc, "Available", True, mutability=RO, required=False),
+        _bool(dmc, "Enabled", True, required=False),
+        _int(dmc, "DisplayMessages", 0, mutability=RO, high=DISPLAY_MESSAGES_MAX),
+        _var(dmc, "SupportedFormats", DataEnum.MEMBER_LIST, RO, "ASCII,HTML,URI,UTF8",
+             values=("ASCII", "HTML", "URI", "UTF8"), low=1),
+        _var(dmc, "SupportedPriorities", DataEnum.MEMBER_LIST, RO,
+             "AlwaysFront,InFront,NormalCycle",
+             values=("AlwaysFront", "InFront", "NormalCycle"), low=1),
     ]  # fmt: skip
     return rows + _topology(evses, max_power)
 
@@ -540,6 +568,17 @@ def _given(value: _T | msgspec.UnsetType) -> _T | None:
     return None if isinstance(value, msgspec.UnsetType) else value
 
 
+def wire_names(key: VariableKey) -> tuple[v201.Component, v201.Variable]:
+    """The Component and Variable a message uses to name ``key``."""
+    return DeviceModel._component(key), DeviceModel._variable(key)
+
+
+def matches(key: VariableKey, wanted: v201.ComponentVariable) -> bool:
+    """``key`` is one of the variables ``wanted`` names: an absent component instance, EVSE,
+    variable or variable instance matches any (B08, N02.FR.15-17)."""
+    return _matches(key, wanted)
+
+
 def _matches(key: VariableKey, wanted: v201.ComponentVariable) -> bool:
     """``key`` is one of the variables ``wanted`` names (absent fields match anything)."""
     component = wanted.component
@@ -607,6 +646,14 @@ class DeviceModel:
         )
         entry = self._entries.get(key)
         return GetVariableStatusEnum.UNKNOWN_VARIABLE if entry is None else entry
+
+    def lookup(
+        self, component: v201.Component, variable: v201.Variable
+    ) -> VariableSpec | GetVariableStatusEnum:
+        """The spec of the variable a message names, else ``UnknownComponent`` /
+        ``UnknownVariable`` (the lookup of B05/B06, for the messages of other blocks)."""
+        found = self._find(component, variable)
+        return found if isinstance(found, GetVariableStatusEnum) else found.spec
 
     def variable_keys(self) -> list[VariableKey]:
         """Every variable of the model, in table order."""
@@ -836,19 +883,11 @@ class DeviceModel:
                 )
             )
         ) + len(',"reportData":[]') + 10  # fmt: skip
-        chunks: list[list[v201.ReportData]] = []
-        size = 0
-        for item in items:
-            item_size = len(msgspec.json.encode(item)) + 1
-            if not chunks or len(chunks[-1]) >= max_items or size + item_size > max_bytes:
-                chunks.append([])
-                size = envelope
-            chunks[-1].append(item)
-            size += item_size
+        chunks = chunk(items, max_items=max_items, max_bytes=max_bytes, envelope=envelope)
         messages = []
-        for seq_no, chunk in enumerate(chunks):
+        for seq_no, page in enumerate(chunks):
             message = v201.NotifyReportRequest(
-                request_id=request_id, generated_at=generated_at, seq_no=seq_no, report_data=chunk
+                request_id=request_id, generated_at=generated_at, seq_no=seq_no, report_data=page
             )
             if seq_no < len(chunks) - 1:
                 message.tbc = True
@@ -1093,6 +1132,12 @@ class DeviceModel:
 
     security_profile = _int_var("SecurityCtrlr", "SecurityProfile", 0)
     """``SecurityCtrlr.SecurityProfile``."""
+
+    cert_signing_wait_minimum = _int_var("SecurityCtrlr", "CertSigningWaitMinimum", 30)
+    """``SecurityCtrlr.CertSigningWaitMinimum`` (s, A02.FR.17)."""
+
+    cert_signing_repeat_times = _int_var("SecurityCtrlr", "CertSigningRepeatTimes", 3)
+    """``SecurityCtrlr.CertSigningRepeatTimes`` (A02.FR.19)."""
 
     @property
     def basic_auth_password(self) -> str | None:

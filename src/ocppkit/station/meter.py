@@ -199,6 +199,8 @@ class StopCause(enum.Enum):
     SOC_LIMIT_REACHED = ("Other", "SOCLimitReached")
     ENERGY_LIMIT_REACHED = ("Other", "EnergyLimitReached")
     TIME_LIMIT_REACHED = ("Other", "TimeLimitReached")
+    TIMEOUT = ("Other", "Timeout")
+    """2.0.1 E03.FR.05: authorized, but no cable came within EVConnectionTimeOut."""
     OTHER = ("Other", "Other")
 
     @property

@@ -13,6 +13,9 @@ is ended with reason PowerLoss, :meth:`.behaviour.Behaviour.recover`) and then l
 
 1. **connect** to ``csms_url + "/" + station_id`` offering the configured version (Basic
    auth header for profiles 1-2, TLS context for ``wss://``, client certificate for 3);
+   a 2.0.1 station dials the network profile slots of ``NetworkConfigurationPriority``
+   instead, switching slots after ``NetworkProfileConnectionAttempts`` failed attempts
+   (B10, :mod:`.network_profiles`; the configured URL is slot 0's);
    a failed attempt or a lost connection waits :class:`~.backoff.Backoff` (2.0.1 Part 4
    §5.3: minimum x 2^n + U(0, range)) before the next one, a reboot (Reset, firmware) does
    not wait;
@@ -33,7 +36,9 @@ clock-aligned values are enqueued offline too, 2.0.1 with ``offline=true``) and 
 reservations. Every change that matters is written to the store, the transaction ones in the
 same commit as their message. At ``queue_limit`` queued messages every second Updated event
 is dropped, never a Start/Stop (checklist F8). Messages that are not transaction messages
-are not kept offline: every status is reported again after the next boot.
+are not kept offline: every status is reported again after the next boot. The exception is
+SecurityEventNotification, queued like a transaction message (A04.FR.02,
+:func:`.delivery.is_queued_message`).
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ from ocppkit.station.delivery import (
     should_thin,
     thin_updates,
 )
+from ocppkit.station.network_profiles import Endpoint, Failover, ProfileHost, station_url
 from ocppkit.station.store import NewMessage, QueuedMessage, StationStore
 from ocppkit.transport import Connection, connect
 
@@ -145,6 +151,9 @@ class StationConfig:
     """Wait before the next BootNotification after a timeout or an interval of 0."""
     queue_limit: int = DEFAULT_QUEUE_LIMIT
     """Queued transaction messages at which every second Updated event is dropped (F8)."""
+    certificate_renewal_margin: float = 30 * 86400.0
+    """Seconds before its expiry the station renews its own certificate by itself (A03.FR.02:
+    "will expire in one month"; neither version has a configuration key for it)."""
 
     def __post_init__(self) -> None:
         if self.ocpp_version not in ("1.6", "2.0.1"):
@@ -165,8 +174,14 @@ class StationConfig:
 
     @property
     def url(self) -> str:
-        """The URL the station connects to."""
-        return self.csms_url.rstrip("/") + "/" + urllib.parse.quote(self.station_id, safe="")
+        """The URL the station connects to first (2.0.1: slot 0's, see
+        :mod:`.network_profiles`)."""
+        return station_url(self.csms_url, self.station_id)
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The configured URL and security profile (2.0.1: slot 0's factory profile)."""
+        return Endpoint(slot=0, csms_url=self.csms_url, security_profile=self.security_profile)
 
 
 class StationObserver(Protocol):
@@ -255,6 +270,8 @@ class Station:
 
             self.behaviour = Behaviour201(self)
         self._backoff = Backoff(self._backoff_settings(), self.rng)
+        self._failover: Failover | None = None
+        """2.0.1: which network profile slot the next attempt dials (B10); None for 1.6."""
 
     # -- clocks and small helpers -----------------------------------------------------------
 
@@ -447,6 +464,7 @@ class Station:
     async def run(self) -> None:
         """Connect, boot, run and reconnect until :meth:`stop`."""
         await self._restore()
+        self._plan_network()
         timer = self.spawn(self._timer_loop())
         try:
             first = True
@@ -460,6 +478,7 @@ class Station:
                     else:
                         self._boot_reason = self._reboot
                         self._reboot = None
+                        self._plan_network()  # B10.FR.04: after a reboot, the first entry
                     if self._stopping:
                         break
                 first = False
@@ -496,8 +515,29 @@ class Station:
             await self.behaviour.recover(running)
         await self.save()
 
-    def _ssl(self) -> Any:
-        if not self.config.csms_url.startswith("wss"):
+    def _plan_network(self) -> None:
+        """2.0.1: a fresh fail-over over the stored network profiles (B10.FR.04)."""
+        if isinstance(self.behaviour, ProfileHost):
+            self._failover = self.behaviour.network_failover()
+
+    def _endpoint(self) -> Endpoint:
+        """Where the next attempt goes: the fail-over's slot (2.0.1), else the configured
+        URL and security profile."""
+        behaviour = self.behaviour
+        if self._failover is not None and isinstance(behaviour, ProfileHost):
+            endpoint = behaviour.network_endpoints().get(self._failover.slot)
+            if endpoint is not None:
+                return endpoint
+        return self.config.endpoint
+
+    def _attempt_failed(self, endpoint: Endpoint) -> None:
+        """B10.FR.03: count the failed attempt on the slot; maybe switch to the next."""
+        failover = self._failover
+        if failover is not None and failover.failed():
+            self.log.info("switching network profile", slot=endpoint.slot, to=failover.slot)
+
+    def _ssl(self, endpoint: Endpoint) -> Any:
+        if not endpoint.csms_url.startswith("wss"):
             return None
         from ocppkit.transport.tls import client_context
 
@@ -505,9 +545,9 @@ class Station:
             self.config.ca_file, certfile=self.config.client_cert, keyfile=self.config.client_key
         )
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self, endpoint: Endpoint) -> dict[str, str]:
         password = self.behaviour.password()
-        if password is None or self.config.security_profile == 3:
+        if password is None or endpoint.security_profile == 3:
             return {}
         raw = f"{self.station_id}:{password}".encode()
         return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
@@ -515,22 +555,26 @@ class Station:
     async def _connection_once(self) -> None:
         self._set_link("connecting")
         ping = self.behaviour.ping_interval()
+        endpoint = self._endpoint()
+        timeout = endpoint.message_timeout or self.behaviour.call_timeout()
         try:
             async with connect(
-                self.config.url,
+                endpoint.url(self.station_id),
                 versions=[self.config.ocpp_version],
                 routers={self._version(): self._router()},
-                session_options={"call_timeout": self.behaviour.call_timeout()},
+                session_options={"call_timeout": timeout},
                 ping_interval=ping,
                 ping_timeout=ping,
-                additional_headers=self._headers(),
-                ssl=self._ssl(),
+                additional_headers=self._headers(endpoint),
+                ssl=self._ssl(endpoint),
             ) as conn:
-                await self._online_session(conn)
+                await self._online_session(conn, endpoint)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # refused, handshake rejected, TLS failure, ...
-            self.log.info("connection failed", error=str(exc)[:200])
+            self.log.info("connection failed", slot=endpoint.slot, error=str(exc)[:200])
+            if self.connection is None:  # the attempt failed (not a session that ended)
+                self._attempt_failed(endpoint)
         finally:
             self.connection = None
             self.online = False
@@ -546,11 +590,14 @@ class Station:
     def _router(self) -> Any:
         return _RecordingRouter(self)
 
-    async def _online_session(self, conn: Connection) -> None:
+    async def _online_session(self, conn: Connection, endpoint: Endpoint) -> None:
         self.connection = conn
         conn.observer = self._on_frame
         self.connects += 1
         self._backoff.reset()
+        if self._failover is not None and isinstance(self.behaviour, ProfileHost):
+            self._failover.connected()
+            self.behaviour.network_connected(endpoint)  # saved with the boot (B10.FR.10)
         self._set_link("connected")
         self._stamps.clear()  # the backlog may be overtaken by this connection's messages
         if not await self._boot(conn):
@@ -621,14 +668,7 @@ class Station:
             if incident.station_ids and self.station_id not in incident.station_ids:
                 continue
             info = f"state store {incident.kind}: set aside as {incident.quarantined_to.name}"
-            self.post(
-                "SecurityEventNotification",
-                {
-                    "type": "InvalidMessages",
-                    "timestamp": self.now().isoformat(),
-                    "techInfo": info[:255],
-                },
-            )
+            self.behaviour.raise_security_event("InvalidMessages", info)
 
     def trigger_boot(self) -> None:
         """TriggerMessage(BootNotification): send one now (accepted or pending)."""
@@ -674,8 +714,11 @@ class Station:
                 self.log.exception("station timer failed")
                 due = self.clock() + 5.0
             timeout = None if due is None else max(0.0, due - self.clock())
+            # asyncio.timeout, not wait_for: on 3.11 wait_for returns normally when the wake
+            # and the task's cancellation (stop) meet, and the loop would never end
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._timer_wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._timer_wake.wait()
 
     # -- the sender -------------------------------------------------------------------------------
 
@@ -841,7 +884,7 @@ class Station:
             raise ActionRefused(f"a transaction already runs on connector {connector}")
         if not self.behaviour.facts(connector).plugged:
             await self.plug(connector)
-        if port.tx is None:
+        if port.tx is None or not port.tx.authorized:  # 2.0.1 TxStartPoint EVConnected
             status = await self.present_token(id_token, connector)
             if status != "Accepted" or port.tx is None:
                 raise ActionRefused(f"id token {id_token!r} not accepted: {status}")

@@ -1,4 +1,4 @@
-"""The station store: a persistent transaction-message queue and per-station state (SQLite).
+"""The station store: a persistent message queue and per-station state (SQLite).
 
 One database file serves a whole fleet (or one station); every row is keyed by station id.
 
@@ -27,8 +27,10 @@ handed back to the loop only after that commit, so "``await enqueue(...)`` retur
 Cancelling an awaiting caller does not withdraw its job: it may still commit. Use a store
 from one event loop.
 
-Tables: ``queue`` (transaction messages waiting for their CALLRESULT; the integer ``id`` is
-the global FIFO order and is never reused), ``dropped`` (messages given up on, with the
+Tables: ``queue`` (messages waiting for their CALLRESULT: the transaction messages and the
+security events, which A04.FR.02 also wants delivered however long the station is offline —
+:func:`ocppkit.station.delivery.is_queued_message`; the integer ``id`` is the global FIFO
+order and is never reused), ``dropped`` (messages given up on, with the
 reason, the newest ``keep_dropped`` per station), ``state`` (one JSON object per station:
 configuration snapshot, transactions in progress, seqNo counters, local list / cache — what
 the other station modules' ``to_dict()`` give) and ``seq`` (the next 2.0.1 ``seqNo`` per
@@ -37,7 +39,7 @@ transaction, raised in the same commit as the message that used one).
 Interface for the runtime
 -------------------------
 * ``store = await StationStore.open(path)``; ``store.incidents`` lists what was quarantined
-  on open (send a SecurityEventNotification for each); ``await store.close()``.
+  on open (report each with a queued SecurityEventNotification); ``await store.close()``.
 * ``await store.enqueue(NewMessage.from_struct(station_id, action, request, tx_key=...))``
   returns the :class:`QueuedMessage` after commit (``enqueue_many`` for several).
 * ``await store.head(station_id)`` is the oldest queued message ("peek next", FIFO per
@@ -89,7 +91,7 @@ from typing import Any, Final, Generic, TypeVar
 import msgspec
 import structlog
 
-from ocppkit.station.delivery import EventKind, event_kind
+from ocppkit.station.delivery import EventKind, event_kind, is_queued_message
 
 __all__ = [
     "DEFAULT_BATCH_WINDOW",
@@ -212,7 +214,7 @@ class StoreStats:
 
 @dataclass(frozen=True, slots=True)
 class NewMessage:
-    """A transaction message to enqueue; ``payload`` is ``msgspec.json.encode(request)``."""
+    """A message to enqueue; ``payload`` is ``msgspec.json.encode(request)``."""
 
     station_id: str
     action: str
@@ -234,7 +236,10 @@ class NewMessage:
         enqueued_at: float | None = None,
     ) -> NewMessage:
         """Encode a typed request; its kind, and a TransactionEvent's ``seqNo``, are read
-        from it."""
+        from it. :class:`ValueError` (local misuse) for a message that does not belong in
+        the queue (:func:`~ocppkit.station.delivery.is_queued_message`)."""
+        if not is_queued_message(action, request):
+            raise ValueError(f"{action} is not a queued message")
         seq_no = getattr(request, "seq_no", None) if action == "TransactionEvent" else None
         return cls(
             station_id=station_id,

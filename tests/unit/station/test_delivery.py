@@ -40,6 +40,7 @@ from ocppkit.station.delivery import (
     WaitUntil,
     after_outcome,
     event_kind,
+    is_queued_message,
     is_transaction_message,
     mark_offline,
     next_to_send,
@@ -94,6 +95,22 @@ def test_transaction_messages_are_start_stop_txmetervalues_and_transactionevent(
     assert not is_transaction_message("MeterValues", _meter_values())
     assert not is_transaction_message("Authorize")
     assert not is_transaction_message("StatusNotification")
+
+
+def test_a04_fr_02_security_events_are_queued_but_not_transaction_messages() -> None:
+    """A04.FR.02: SecurityEventNotification goes through the persistent queue
+    (is_queued_message) without being a transaction message (no transactionId rewriting,
+    no seqNo, no kind, never thinned); other non-transaction messages are not queued."""
+    assert is_queued_message("SecurityEventNotification")
+    assert not is_transaction_message("SecurityEventNotification")
+    assert event_kind("SecurityEventNotification") is None
+    assert is_queued_message("StartTransaction") and is_queued_message("TransactionEvent")
+    assert is_queued_message("MeterValues", _meter_values(transaction_id=7))
+    assert not is_queued_message("MeterValues", _meter_values())
+    assert not is_queued_message("StatusNotification")
+    assert not is_queued_message("SignCertificate")
+    payload = b'{"type":"TamperDetectionActivated","timestamp":"2026-01-01T00:00:00Z"}'
+    assert with_transaction_id("SecurityEventNotification", payload, 5) == payload
 
 
 def test_event_kind_maps_both_versions() -> None:
