@@ -91,6 +91,7 @@ async def start_csms(settings: CsmsSettings) -> RunningCsms:
         settings.host,
         settings.port,
         on_connect=service.on_connect,
+        on_close=service.on_close,
         observer=service.observe,
         session_options={
             "call_timeout": settings.call_timeout,

@@ -250,5 +250,11 @@ async def test_ocpp201_every_station_initiated_message(running: RunningCsms, sta
     await cp.call(
         c201.ReservationStatusUpdate(reservation_id=5, reservation_update_status="Expired")
     )
+    # Answers to the CSMS's GetMonitoringReport / GetDisplayMessages / CustomerInformation.
+    await cp.call(c201.NotifyMonitoringReport(request_id=6, seq_no=0, generated_at=iso()))
+    await cp.call(c201.NotifyDisplayMessages(request_id=7))
+    await cp.call(
+        c201.NotifyCustomerInformation(data="none", seq_no=0, generated_at=iso(), request_id=8)
+    )
     heartbeat = await cp.call(c201.Heartbeat())  # the connection is still up after all of it
     assert heartbeat.current_time

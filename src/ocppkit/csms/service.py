@@ -219,19 +219,20 @@ class CsmsService:
             if self._restoring.get(station_id) is restoring:
                 del self._restoring[station_id]
         _log.info("station connected", station_id=station_id, ocpp=connection.version)
-        try:
-            await connection.wait_closed()
-        finally:
-            if self.connections.get(station_id) is connection:
-                del self.connections[station_id]
-                self._accepted.discard(station_id)
-                await self._presence(station_id, online=False)
-            _log.info(
-                "station disconnected",
-                station_id=station_id,
-                code=connection.websocket.close_code,
-                reason=connection.websocket.close_reason or None,
-            )
+
+    async def on_close(self, connection: Connection) -> None:
+        """Unregister a connection that has ended (unless another one replaced it)."""
+        station_id = connection.identity
+        if self.connections.get(station_id) is connection:
+            del self.connections[station_id]
+            self._accepted.discard(station_id)
+            await self._presence(station_id, online=False)
+        _log.info(
+            "station disconnected",
+            station_id=station_id,
+            code=connection.websocket.close_code,
+            reason=connection.websocket.close_reason or None,
+        )
 
     async def _presence(self, station_id: str, *, online: bool, version: str | None = None) -> bool:
         """Store online/offline (with every other station's in the same group commit); True
@@ -689,6 +690,7 @@ class CsmsService:
             ("ReservationStatusUpdate", m.ReservationStatusUpdateResponse),
             ("NotifyMonitoringReport", m.NotifyMonitoringReportResponse),
             ("NotifyCustomerInformation", m.NotifyCustomerInformationResponse),
+            ("NotifyDisplayMessages", m.NotifyDisplayMessagesResponse),
             ("ClearedChargingLimit", m.ClearedChargingLimitResponse),
             ("PublishFirmwareStatusNotification", m.PublishFirmwareStatusNotificationResponse),
         ):

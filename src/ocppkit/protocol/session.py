@@ -222,6 +222,27 @@ class RpcSession:
         replay_cache_size: OCPP 2.1 only: answers kept for retries with the same id.
     """
 
+    # Slots: thousands of idle stations each hold one (no per-instance dict).
+    __slots__ = (
+        "_events",
+        "_handling",
+        "_in_flight",
+        "_late_ids",
+        "_new_id",
+        "_out",
+        "_parser",
+        "_queue",
+        "_replay",
+        "_replay_requests",
+        "_replay_size",
+        "call_timeout",
+        "closed",
+        "max_queued_calls",
+        "validate_outgoing",
+        "validator",
+        "version",
+    )
+
     def __init__(
         self,
         version: str | OcppVersion,

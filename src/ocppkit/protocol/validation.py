@@ -207,6 +207,23 @@ def message_types(
     return (_RESPONSES if response else _REQUESTS)[version]
 
 
+class _DecoderCache:
+    """The decoders of one OCPP version, built on first use, shared by every Validator.
+
+    msgspec decoders hold no state, so one per type serves every connection; a cache per
+    connection cost memory per idle station and a compile per action per connection.
+    """
+
+    def __init__(self) -> None:
+        self.strict_requests: dict[str, Any] = {}
+        self.strict_responses: dict[str, Any] = {}
+        self.relaxed_decoders: dict[tuple[str, bool, frozenset[Relaxation]], Any] = {}
+        self.relaxed_types: dict[tuple[Any, frozenset[Relaxation]], Any] = {}
+
+
+_CACHES: dict[OcppVersion, _DecoderCache] = {}
+
+
 class Validator:
     """Decodes payloads of one OCPP version into typed messages; one per connection.
 
@@ -226,11 +243,10 @@ class Validator:
         self.relaxation_counts: Counter[Relaxation] = Counter()
         self._requests = message_types(self.version)
         self._responses = message_types(self.version, response=True)
-        # Decoders are built on first use and kept: msgspec compiles each type once.
-        self._strict_requests: dict[str, Any] = {}
-        self._strict_responses: dict[str, Any] = {}
-        self._relaxed_decoders: dict[tuple[str, bool, frozenset[Relaxation]], Any] = {}
-        self._relaxed: dict[tuple[Any, frozenset[Relaxation]], Any] = {}
+        cache = _CACHES.get(self.version)
+        if cache is None:
+            cache = _CACHES[self.version] = _DecoderCache()
+        self._cache = cache
 
     def knows(self, action: str) -> bool:
         """True when ``action`` is an action of this version (case-sensitive)."""
@@ -254,7 +270,7 @@ class Validator:
             PayloadError: the payload fails the schema (and no permitted relaxation covers
                 the failure); ``.code`` is this version's CallError code.
         """
-        table = self._strict_responses if response else self._strict_requests
+        table = self._cache.strict_responses if response else self._cache.strict_requests
         decoder = table.get(action) or self._strict_decoder(action, response)
         relaxations = _STRICT
         while True:
@@ -277,7 +293,7 @@ class Validator:
                 ) from None
 
     def _strict_decoder(self, action: str, response: bool) -> Any:
-        table = self._strict_responses if response else self._strict_requests
+        table = self._cache.strict_responses if response else self._cache.strict_requests
         decoder = table[action] = msgspec.json.Decoder(self.message_type(action, response=response))
         return decoder
 
@@ -285,10 +301,10 @@ class Validator:
         self, action: str, response: bool, relaxations: frozenset[Relaxation]
     ) -> Any:
         key = (action, response, relaxations)
-        decoder = self._relaxed_decoders.get(key)
+        decoder = self._cache.relaxed_decoders.get(key)
         if decoder is None:
             relaxed = self._relax(self.message_type(action, response=response), relaxations)
-            decoder = self._relaxed_decoders[key] = msgspec.json.Decoder(relaxed)
+            decoder = self._cache.relaxed_decoders[key] = msgspec.json.Decoder(relaxed)
         return decoder
 
     def _relaxation_for(self, message: str) -> Relaxation | None:
@@ -309,11 +325,12 @@ class Validator:
         )
 
     def _relax(self, annotation: Any, relaxations: frozenset[Relaxation]) -> Any:
-        """A copy of a type with the given constraints removed (cached per validator)."""
+        """A copy of a type with the given constraints removed (cached per version)."""
         key = (annotation, relaxations)
-        if key not in self._relaxed:
-            self._relaxed[key] = _relaxed_type(annotation, relaxations, self._relax)
-        return self._relaxed[key]
+        relaxed_types = self._cache.relaxed_types
+        if key not in relaxed_types:
+            relaxed_types[key] = _relaxed_type(annotation, relaxations, self._relax)
+        return relaxed_types[key]
 
 
 def _relaxed_type(annotation: Any, relaxations: frozenset[Relaxation], relax: Any) -> Any:

@@ -92,6 +92,31 @@ class Connection:
             as fast as the peer sends.
     """
 
+    # Slots: thousands of idle stations each hold one (no per-instance dict).
+    __slots__ = (
+        "__weakref__",
+        "_done",
+        "_drained",
+        "_handler",
+        "_incoming",
+        "_loop",
+        "_out",
+        "_room",
+        "_tasks",
+        "_timer",
+        "_waiters",
+        "_writing",
+        "context",
+        "identity",
+        "max_incoming",
+        "max_outgoing",
+        "observer",
+        "rate_limit",
+        "router",
+        "session",
+        "websocket",
+    )
+
     def __init__(
         self,
         websocket: WebSocket,
@@ -112,7 +137,6 @@ class Connection:
         self.identity = identity
         self.context = self if context is None else context
         self.observer = observer
-        self.log = _log.bind(station_id=identity, ocpp=str(session.version))
         self.max_incoming = max_incoming
         self.max_outgoing = max_outgoing
         self._incoming: list[CallReceived] = []
@@ -126,6 +150,11 @@ class Connection:
         self._loop = asyncio.get_running_loop()
         self._done = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()  # handler, writer and deadline tasks
+
+    @property
+    def log(self) -> Any:
+        """This connection's logger (bound on use: log lines are rare, idle stations many)."""
+        return _log.bind(station_id=self.identity, ocpp=str(self.session.version))
 
     @property
     def version(self) -> str:

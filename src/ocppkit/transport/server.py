@@ -35,6 +35,7 @@ from ocppkit.protocol.router import Router
 from ocppkit.protocol.session import RpcSession
 from ocppkit.protocol.versions import OcppVersion
 from ocppkit.transport.connection import DEFAULT_MAX_INCOMING, Connection, FrameObserver
+from ocppkit.transport.keepalive import Keepalive
 from ocppkit.transport.negotiation import choose_subprotocol
 from ocppkit.transport.rate_limit import RateLimiter
 
@@ -83,6 +84,7 @@ async def serve(
     port: int = 9000,
     *,
     on_connect: OnConnect | None = None,
+    on_close: OnConnect | None = None,
     observer: FrameObserver | None = None,
     session_options: Mapping[str, Any] | None = None,
     open_timeout: float = 10.0,
@@ -101,13 +103,17 @@ async def serve(
 
     Args:
         routers: the router answering stations of each version.
-        on_connect: awaited with each new connection while it runs (e.g. to register it);
-            the connection is closed when it raises.
+        on_connect: run with each new connection, beside it (e.g. to register it); it starts
+            before any frame of the connection is handled; the connection is closed when it
+            raises.
+        on_close: awaited once the connection has ended (and ``on_connect`` has returned).
         observer: sees every frame in and out (see :class:`Connection`).
         session_options: keyword arguments for each :class:`RpcSession` (timeouts, limits).
         open_timeout: seconds a client may take to complete the handshake (the TLS handshake
             and the WebSocket upgrade are bounded separately, each by this).
-        ping_interval, ping_timeout: WebSocket keep-alive; None disables it.
+        ping_interval, ping_timeout: WebSocket keep-alive (:mod:`ocppkit.transport.keepalive`):
+            a ping every ``ping_interval`` seconds, closed 1011 without a pong within
+            ``ping_timeout``; None disables it.
         max_size: largest frame in bytes; bigger ones close the connection with 1009.
         max_queue: frames websockets buffers before it stops reading.
         backlog: the listen backlog.
@@ -164,6 +170,9 @@ async def serve(
         version = OcppVersion.from_subprotocol(websocket.subprotocol)
         assert websocket.request is not None
         identity = identity_from_path(websocket.request.path)
+        # The upgrade's response is of no use once open (about 0.8 KiB a connection with its
+        # headers). The request stays: websockets' frame parser keeps a reference to it.
+        websocket.response = None
         connection = Connection(
             websocket,
             RpcSession(version, **options),
@@ -173,8 +182,17 @@ async def serve(
             max_incoming=max_incoming,
             rate_limit=rate_limiter() if rate_limiter is not None else None,
         )
-        await run_connection(connection, on_connect)
+        if keepalive is None:
+            await run_connection(connection, on_connect, on_close)
+            return
+        keepalive.add(websocket)
+        try:
+            await run_connection(connection, on_connect, on_close)
+        finally:
+            keepalive.discard(websocket)
 
+    # One keep-alive task for all connections instead of websockets' task per connection.
+    keepalive = Keepalive(ping_interval, ping_timeout) if ping_interval is not None else None
     # asyncio's own TLS handshake deadline is 60 s; a slowloris ClientHello gets ours.
     tls_options: dict[str, Any] = {"ssl_handshake_timeout": open_timeout} if ssl else {}
     return await ws_serve(
@@ -184,8 +202,7 @@ async def serve(
         select_subprotocol=select,
         process_request=check_request,
         open_timeout=open_timeout,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
+        ping_interval=None,
         max_size=max_size,
         max_queue=max_queue,
         backlog=backlog,
@@ -195,16 +212,36 @@ async def serve(
     )
 
 
-async def run_connection(connection: Connection, on_connect: OnConnect | None) -> None:
-    """Run ``connection`` and, beside it, the application's ``on_connect``."""
-    runner = asyncio.create_task(connection.run())
+async def run_connection(
+    connection: Connection, on_connect: OnConnect | None, on_close: OnConnect | None = None
+) -> None:
+    """Run ``connection`` in this task, the application's ``on_connect`` beside it, then
+    ``on_close``.
+
+    The connection runs in the caller's task (the one websockets gives each connection)
+    rather than a task of its own: with thousands of idle stations every task per
+    connection counts. ``on_connect`` gets one turn of the loop before the connection reads,
+    so it sees the connection before any of its frames is handled.
+    """
+    opening: asyncio.Task[None] | None = None
+    if on_connect is not None:
+        opening = asyncio.create_task(_opened(connection, on_connect))
+        await asyncio.sleep(0)
     try:
-        if on_connect is not None:
-            await on_connect(connection)
+        await connection.run()
+    finally:
+        if opening is not None:
+            await opening
+        if on_close is not None:
+            await on_close(connection)
+
+
+async def _opened(connection: Connection, on_connect: OnConnect) -> None:
+    try:
+        await on_connect(connection)
     except Exception:
         connection.log.exception("on_connect failed; closing")
         await connection.close(1011, "internal error")
-    await runner
 
 
 def _refuse(status: http.HTTPStatus, text: str) -> Response:

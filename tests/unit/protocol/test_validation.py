@@ -305,13 +305,17 @@ class TestLenient:
             validator.decode("Authorize", b"{}")
         assert info.value.code == "OccurenceConstraintViolation"
 
-    def test_decoders_are_cached_per_validator(self) -> None:
-        validator = Validator("1.6", lenient=frozenset(Relaxation))
-        for _ in range(3):
+    def test_decoders_are_built_once_and_shared_by_every_validator_of_a_version(self) -> None:
+        """A decoder per type and version, not per connection (memory per idle station)."""
+        first, second = (Validator("1.6", lenient=frozenset(Relaxation)) for _ in range(2))
+        for validator in (first, second, first):
             validator.decode("BootNotification", json.dumps(self.BOOT | {"x": 1}).encode())
-        assert list(validator._strict_requests) == ["BootNotification"]
-        assert len(validator._relaxed_decoders) == 1
-        assert isinstance(validator._strict_requests["BootNotification"], msgspec.json.Decoder)
+        strict = first._cache.strict_requests["BootNotification"]
+        assert isinstance(strict, msgspec.json.Decoder)
+        assert second._cache is first._cache
+        relaxed = [key for key in first._cache.relaxed_decoders if key[0] == "BootNotification"]
+        assert len(relaxed) == 1
+        assert Validator("2.0.1")._cache is not first._cache
 
 
 def test_uri_format_error_is_short() -> None:
