@@ -281,9 +281,7 @@ async def record_presence(session: AsyncSession, rows: Sequence[PresenceRow]) ->
         ],
     )
     known = await _registrations(session, {row["station_id"] for row in rows if row["online"]})
-    return [
-        row["online"] and known.get(row["station_id"]) == ("Accepted", True) for row in rows
-    ]
+    return [row["online"] and known.get(row["station_id"]) == ("Accepted", True) for row in rows]
 
 
 async def _registrations(
