@@ -374,6 +374,39 @@ async def test_meter_values_bulk_insert_linked_to_transaction(db: Database) -> N
         assert sorted(loose, key=str) == sorted([(None, "not-a-number"), (230.5, None)], key=str)
 
 
+async def test_meter_values_with_unknown_or_foreign_transaction_are_kept_unlinked(
+    db: Database,
+) -> None:
+    """1.6 §6.46 MeterValues.transactionId names the station's own transaction; an id the CSMS
+    does not know, or another station's, is stored as none: the sample is kept, nothing of
+    another station's transaction is touched, and the other rows of the batch go in."""
+    await _boot(db, "CP1")
+    await _boot(db, "CP2")
+    async with db.session() as s:
+        own, _ = await repo.start_transaction_v16(
+            s, "CP1", connector_id=1, id_tag="TAG1", meter_start=0, timestamp=T0
+        )
+        other, _ = await repo.start_transaction_v16(
+            s, "CP2", connector_id=1, id_tag="TAG2", meter_start=0, timestamp=T0
+        )
+        rows: list[repo.MeterValueRow] = [
+            {
+                "station_id": "CP1",
+                "transaction_id": tx,
+                "timestamp": T0 + timedelta(seconds=value),
+                "value": value,
+            }
+            for tx, value in ((own, 1.0), (other, 2.0), (987654, 3.0))
+        ]
+        assert await repo.add_meter_values(s, rows) == 3
+        assert await repo.add_meter_values(s, rows) == 3  # resent: stored once (E2)
+        await s.commit()
+        stored = (
+            await s.execute(select(MeterValue.value, MeterValue.transaction_id).order_by("value"))
+        ).all()
+    assert [tuple(row) for row in stored] == [(1.0, own), (2.0, None), (3.0, None)]
+
+
 async def test_message_log_prune_by_retention(db: Database) -> None:
     now = T0 + timedelta(days=30)
     rows: list[repo.MessageLogRow] = [

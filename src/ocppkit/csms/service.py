@@ -646,13 +646,8 @@ class CsmsService:
         rows: list[MeterValueRow] = []
         for meter_value in req.meter_value:
             rows.extend(_rows_16(conn.identity, transaction_id, req.connector_id, meter_value))
-        try:
-            await self._store_meter_values(rows)
-        except Exception:
-            if transaction_id is None:
-                raise
-            # A transaction id we do not know must not lose the samples.
-            await self._store_meter_values([row | {"transaction_id": None} for row in rows])
+        # A transaction id we do not know is stored as none (add_meter_values): no sample lost.
+        await self._store_meter_values(rows)
         return v16.MeterValuesResponse()
 
     async def _security_event_16(

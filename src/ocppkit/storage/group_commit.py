@@ -246,6 +246,11 @@ class GroupCommitter:
             except Exception as exc:
                 if _transient(exc):
                     raise
+                _log.warning(
+                    "a unit of the group commit failed; running them one by one",
+                    units=len(batch),
+                    error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                )
                 await session.rollback()
             else:
                 await session.commit()

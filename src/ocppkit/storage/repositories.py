@@ -589,14 +589,22 @@ _METER_VALUE_NULLS: dict[str, Any] = dict.fromkeys(
 
 async def add_meter_values(session: AsyncSession, rows: Sequence[MeterValueRow]) -> int:
     """Insert sampled values in bulk (one executemany). A 1.6 value given only as
-    ``raw_value`` text gets ``value`` parsed from it when it is a number."""
+    ``raw_value`` text gets ``value`` parsed from it when it is a number.
+
+    A sample names its transaction only if that transaction is the station's own: an id
+    the CSMS does not know (a station's stale or invented transactionId) or another
+    station's is stored as NULL rather than failing the insert, and with it every other
+    station's samples in the same batch. The sample itself is never lost.
+    """
     prepared: list[dict[str, Any]] = []
     for row in rows:
         values: dict[str, Any] = {**_METER_VALUE_NULLS, **row}  # executemany: same keys
         if "value" not in row:
             values["value"] = _float_or_none(values.get("raw_value"))
-        values["sample_key"] = sample_key(values)
         prepared.append(values)
+    await _unlink_foreign_transactions(session, prepared)
+    for values in prepared:
+        values["sample_key"] = sample_key(values)
     if prepared:
         # A sample already stored (a resent message, E2) is skipped.
         await _executemany(
@@ -607,6 +615,29 @@ async def add_meter_values(session: AsyncSession, rows: Sequence[MeterValueRow])
             on_conflict_do_nothing=("station_id", "sample_key"),
         )
     return len(prepared)
+
+
+async def _unlink_foreign_transactions(
+    session: AsyncSession, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Set ``transaction_id`` to None where it is not a transaction of the row's station."""
+    ids = list({row["transaction_id"] for row in rows if row["transaction_id"] is not None})
+    if not ids:
+        return
+    owners: dict[int, str] = {}
+    for start in range(0, len(ids), CHUNK):
+        result = await session.execute(
+            select(Transaction.id, Transaction.station_id).where(
+                Transaction.id.in_(ids[start : start + CHUNK])
+            )
+        )
+        owners.update((tx_id, station_id) for tx_id, station_id in result)
+    for row in rows:
+        if (
+            row["transaction_id"] is not None
+            and owners.get(row["transaction_id"]) != row["station_id"]
+        ):
+            row["transaction_id"] = None
 
 
 def sample_key(row: Mapping[str, Any]) -> str:
