@@ -36,8 +36,9 @@ __all__ = ["CLOSE_PING_TIMEOUT", "Keepalive"]
 
 #: The close code websockets' own keep-alive uses for an unanswered ping.
 CLOSE_PING_TIMEOUT: Final = 1011
-#: Seconds between two buckets' turns at most.
-DEFAULT_TICK: Final = 1.0
+#: Seconds between two buckets' turns at most: small, so that each turn pings few connections
+#: (a few hundred pings in one turn would hold the loop for milliseconds).
+DEFAULT_TICK: Final = 0.1
 
 
 class Keepalive:
