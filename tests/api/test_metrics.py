@@ -296,3 +296,21 @@ def test_connected_gauge_reads_the_callback_at_scrape_time() -> None:
     assert value(counted(metrics), "ocppkit_connected_stations") == 2
     stations.pop()
     assert value(counted(metrics), "ocppkit_connected_stations") == 1
+
+
+def test_handler_latency_buckets_are_inclusive_and_cumulative() -> None:
+    """Prometheus histograms: ``le`` buckets count values <= their bound, cumulatively, with
+    ``+Inf`` equal to ``_count`` (exposition format); the same series prometheus_client's own
+    Histogram would give."""
+    metrics = CsmsMetrics(latency_buckets=(0.001, 0.01, 0.1))
+    for seconds in (0.0005, 0.001, 0.002, 0.05, 3.0):
+        metrics.handler("Heartbeat", seconds)
+    samples = parse(metrics.exposition().decode())
+    bucket = "ocppkit_handler_seconds_bucket"
+    assert [
+        value(samples, bucket, action="Heartbeat", le=le) for le in ("0.001", "0.01", "0.1", "+Inf")
+    ] == [2, 3, 4, 5]
+    assert value(samples, "ocppkit_handler_seconds_count", action="Heartbeat") == 5
+    assert value(samples, "ocppkit_handler_seconds_sum", action="Heartbeat") == pytest.approx(
+        3.0535
+    )
