@@ -79,6 +79,7 @@ __all__ = [
 ]
 
 _STATIONS = cast(Table, Station.__table__)
+_NO_EXPRESSIONS: Mapping[str, str] = {}
 _MESSAGE_LOG = cast(Table, MessageLog.__table__)
 _MESSAGE_LOG_COLUMNS = (
     "time",
@@ -608,10 +609,8 @@ async def add_meter_values(session: AsyncSession, rows: Sequence[MeterValueRow])
         values: dict[str, Any] = {**_METER_VALUE_NULLS, **row}  # executemany: same keys
         if "value" not in row:
             values["value"] = _float_or_none(values.get("raw_value"))
-        prepared.append(values)
-    await _unlink_foreign_transactions(session, prepared)
-    for values in prepared:
         values["sample_key"] = sample_key(values)
+        prepared.append(values)
     if prepared:
         # A sample already stored (a resent message, E2) is skipped.
         await _executemany(
@@ -620,33 +619,17 @@ async def add_meter_values(session: AsyncSession, rows: Sequence[MeterValueRow])
             _METER_VALUE_COLUMNS,
             [tuple(values[name] for name in _METER_VALUE_COLUMNS) for values in prepared],
             on_conflict_do_nothing=("station_id", "sample_key"),
+            expressions={"transaction_id": _OWN_TRANSACTION},
         )
     return len(prepared)
 
 
-#: Built once, as :data:`_REGISTRATIONS`: it runs with every batch of meter values.
-_TRANSACTION_OWNERS = select(Transaction.id, Transaction.station_id).where(
-    Transaction.id.in_(bindparam("ids", expanding=True))
+#: A sample's transaction, if it is one of the sample's station (else NULL): looked up by
+#: the database row by row, inside the one INSERT.
+_OWN_TRANSACTION = (
+    "(SELECT id FROM transactions WHERE id = CAST({transaction_id} AS INTEGER)"
+    " AND station_id = CAST({station_id} AS VARCHAR))"  # casts: one type per parameter (PG)
 )
-
-
-async def _unlink_foreign_transactions(
-    session: AsyncSession, rows: Sequence[dict[str, Any]]
-) -> None:
-    """Set ``transaction_id`` to None where it is not a transaction of the row's station."""
-    ids = list({row["transaction_id"] for row in rows if row["transaction_id"] is not None})
-    if not ids:
-        return
-    owners: dict[int, str] = {}
-    for start in range(0, len(ids), CHUNK):
-        result = await session.execute(_TRANSACTION_OWNERS, {"ids": ids[start : start + CHUNK]})
-        owners.update((tx_id, station_id) for tx_id, station_id in result)
-    for row in rows:
-        if (
-            row["transaction_id"] is not None
-            and owners.get(row["transaction_id"]) != row["station_id"]
-        ):
-            row["transaction_id"] = None
 
 
 def sample_key(row: Mapping[str, Any]) -> str:
@@ -696,8 +679,12 @@ async def _executemany(
     rows: Sequence[Sequence[Any]],
     *,
     on_conflict_do_nothing: Sequence[str] = (),
+    expressions: Mapping[str, str] = _NO_EXPRESSIONS,
 ) -> None:
     """INSERT ``rows`` (tuples in ``columns`` order) with one driver executemany.
+
+    ``expressions`` may give a column an SQL expression instead of its plain value, written
+    with ``{column}`` for any column's value, e.g. a subquery.
 
     Why not ``session.execute(insert(table), dicts)``: for the hottest tables (the message
     log, meter values) SQLAlchemy's per-row parameter handling costs about four times what
@@ -720,12 +707,18 @@ async def _executemany(
         return tuple(values)
 
     parameters = [processed(row) for row in rows] if processors else [tuple(r) for r in rows]
+    # Numbered placeholders (SQLite ?NNN, PostgreSQL $N), so an expression may use a column's
+    # value twice.
     if dialect.paramstyle == "qmark":
-        placeholders = ", ".join("?" for _ in columns)
+        marks = {name: f"?{number}" for number, name in enumerate(columns, 1)}
     elif dialect.paramstyle == "numeric_dollar":
-        placeholders = ", ".join(f"${number}" for number in range(1, len(columns) + 1))
+        marks = {name: f"${number}" for number, name in enumerate(columns, 1)}
     else:  # pragma: no cover - only SQLite and PostgreSQL drivers are supported
         raise NotImplementedError(f"driver paramstyle {dialect.paramstyle}")
+    placeholders = ", ".join(
+        expressions[name].format_map(marks) if name in expressions else marks[name]
+        for name in columns
+    )
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})"
     if on_conflict_do_nothing:
         sql += f" ON CONFLICT ({', '.join(on_conflict_do_nothing)}) DO NOTHING"
