@@ -377,3 +377,22 @@ async def test_transaction_event_retried_until_success_e13_f3(store: StationStor
             times = rec.times_of("TransactionEvent")
             assert times[1] - times[0] >= 0.95
             assert await store.dropped(station.station_id) == []
+
+
+async def test_cost_updated_i02_kept_with_the_transaction(
+    peer: tuple[Station, Recorder, Any], store: StationStore
+) -> None:
+    """I02 CostUpdated: answered (the response is empty) and the running total kept with the
+    transaction it names, persisted with the station's state; an id that is not running here
+    is answered all the same and changes nothing."""
+    station, rec, point = peer
+    await station.start_transaction(1, "RFID-I")
+    await rec.wait_for(lambda r: len(events(r)) >= 1)
+    tx_id = events(rec)[0]["transaction_info"]["transaction_id"]
+    await call(point, c201.CostUpdated(total_cost=3.27, transaction_id=tx_id))
+    await call(point, c201.CostUpdated(total_cost=9.99, transaction_id="not-here"))
+    port = station.behaviour.find_tx(tx_id)
+    assert port is not None and port.tx is not None and port.tx.total_cost == 3.27
+    saved = await store.load_state(SID)
+    assert saved is not None and "3.27" in str(saved)
+    assert "9.99" not in str(saved)

@@ -119,6 +119,8 @@ class Tx:
     EVConnected waits for one; the same token again may end only the authorization)."""
     awaiting_cable: bool = False
     """2.0.1: started by its authorization, no cable plugged in yet (E03.FR.05)."""
+    total_cost: float | None = None
+    """2.0.1: the running cost the CSMS last sent (CostUpdated, I02), for the display."""
     last_periodic: float = 0.0
     """Runtime clock of the last periodic sample (not persisted: restarts count anew)."""
 

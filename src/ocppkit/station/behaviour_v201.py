@@ -665,6 +665,7 @@ class Behaviour201(Diagnostics201):
         r("GetInstalledCertificateIds", self.on_get_installed_certificate_ids)
         r("DeleteCertificate", self.on_delete_certificate)
         r("CertificateSigned", self.on_certificate_signed)
+        r("CostUpdated", self.on_cost_updated)
         self.register_diagnostics()
 
     def on_request_start(self, req: v201.RequestStartTransactionRequest, _: Any) -> dict[str, Any]:
@@ -1132,6 +1133,19 @@ class Behaviour201(Diagnostics201):
             return {"messagesInQueue": any(m.tx_key is not None for m in pending)}
         queued = any(m.tx_key == tx_id for m in pending)
         return {"messagesInQueue": queued, "ongoingIndicator": self.find_tx(tx_id) is not None}
+
+    async def on_cost_updated(self, req: v201.CostUpdatedRequest, _: Any) -> dict[str, Any]:
+        """I02 "Show EV Driver running total cost during charging": the station keeps the
+        running total for its display (persisted with the transaction). A transaction
+        that is not running here is answered all the same (the response has no status)."""
+        port = self.find_tx(req.transaction_id)
+        if port is not None and port.tx is not None:
+            port.tx.total_cost = float(req.total_cost)
+            self.st.log.info(
+                "running cost", transaction_id=req.transaction_id, total_cost=port.tx.total_cost
+            )
+            await self.st.save()
+        return {}
 
     def on_data_transfer(self, req: v201.DataTransferRequest, _: Any) -> dict[str, Any]:
         return {"status": "UnknownVendorId"}
