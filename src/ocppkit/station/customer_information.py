@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import msgspec
 
 from ocppkit.messages import v201
+from ocppkit.station.paging import numbered
 
 __all__ = ["DATA_SIZE", "answer", "notify_customer_information", "reference"]
 
@@ -65,12 +66,9 @@ def notify_customer_information(
     :data:`DATA_SIZE` characters of ``data`` each; at least one message."""
     text = "\n".join(lines)
     parts = [text[i : i + DATA_SIZE] for i in range(0, len(text), DATA_SIZE)] or [""]
-    out = []
-    for seq_no, part in enumerate(parts):
-        message = v201.NotifyCustomerInformationRequest(
+    return numbered(
+        parts,
+        lambda seq_no, part: v201.NotifyCustomerInformationRequest(
             data=part, seq_no=seq_no, generated_at=generated_at, request_id=request_id
-        )
-        if seq_no < len(parts) - 1:
-            message.tbc = True
-        out.append(message)
-    return out
+        ),
+    )

@@ -55,7 +55,7 @@ from ocppkit.messages.v201 import (
     ReportBaseEnum,
     SetVariableStatusEnum,
 )
-from ocppkit.station.paging import chunk
+from ocppkit.station.paging import chunk, numbered
 
 __all__ = [
     "DISPLAY_MESSAGES_MAX",
@@ -884,14 +884,12 @@ class DeviceModel:
             )
         ) + len(',"reportData":[]') + 10  # fmt: skip
         chunks = chunk(items, max_items=max_items, max_bytes=max_bytes, envelope=envelope)
-        messages = []
-        for seq_no, page in enumerate(chunks):
-            message = v201.NotifyReportRequest(
+        messages = numbered(
+            chunks,
+            lambda seq_no, page: v201.NotifyReportRequest(
                 request_id=request_id, generated_at=generated_at, seq_no=seq_no, report_data=page
-            )
-            if seq_no < len(chunks) - 1:
-                message.tbc = True
-            messages.append(message)
+            ),
+        )
         if not messages:
             messages.append(
                 v201.NotifyReportRequest(request_id=request_id, generated_at=generated_at, seq_no=0)

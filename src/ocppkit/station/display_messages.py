@@ -36,7 +36,7 @@ from typing import Any, Final
 import msgspec
 
 from ocppkit.messages import v201
-from ocppkit.station.paging import chunk
+from ocppkit.station.paging import chunk, numbered
 
 __all__ = ["DisplayMessages", "DisplaySupport", "notify_display_messages"]
 
@@ -210,10 +210,7 @@ def notify_display_messages(
     pages = chunk(
         messages, max_items=items_per_message, max_bytes=bytes_per_message, envelope=envelope
     )
-    out = []
-    for index, page in enumerate(pages):
-        request = v201.NotifyDisplayMessagesRequest(request_id=request_id, message_info=page)
-        if index < len(pages) - 1:
-            request.tbc = True
-        out.append(request)
-    return out
+    return numbered(  # NotifyDisplayMessages has no seqNo
+        pages,
+        lambda _, page: v201.NotifyDisplayMessagesRequest(request_id=request_id, message_info=page),
+    )

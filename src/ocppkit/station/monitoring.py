@@ -46,7 +46,7 @@ from ocppkit.station.device_model import (
     wire_names,
 )
 from ocppkit.station.meter import next_clock_aligned
-from ocppkit.station.paging import chunk
+from ocppkit.station.paging import chunk, numbered
 
 __all__ = [
     "SEVERITY_MAX",
@@ -603,12 +603,9 @@ def notify_monitoring_reports(
         )
     ) + len(',"monitor":[]')
     pages = chunk(data, max_items=items_per_message, max_bytes=bytes_per_message, envelope=envelope)
-    messages = []
-    for seq_no, page in enumerate(pages):
-        message = v201.NotifyMonitoringReportRequest(
+    return numbered(
+        pages,
+        lambda seq_no, page: v201.NotifyMonitoringReportRequest(
             request_id=request_id, seq_no=seq_no, generated_at=generated_at, monitor=page
-        )
-        if seq_no < len(pages) - 1:
-            message.tbc = True
-        messages.append(message)
-    return messages
+        ),
+    )

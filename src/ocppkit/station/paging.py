@@ -9,14 +9,21 @@ every report cuts the same way. Pure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
-__all__ = ["chunk"]
+__all__ = ["chunk", "numbered"]
 
 _T = TypeVar("_T")
+
+
+class _Continued(Protocol):
+    tbc: Any
+
+
+_M = TypeVar("_M", bound=_Continued)
 
 
 def chunk(
@@ -38,3 +45,12 @@ def chunk(
         chunks[-1].append(item)
         size += item_size
     return chunks
+
+
+def numbered(pages: Sequence[_T], make: Callable[[int, _T], _M]) -> list[_M]:
+    """One message per page, ``make(seq_no, page)`` with seqNo from 0, and ``tbc`` true on
+    all but the last: how every 2.0.1 report says that more follows."""
+    messages = [make(seq_no, page) for seq_no, page in enumerate(pages)]
+    for message in messages[:-1]:
+        message.tbc = True
+    return messages
