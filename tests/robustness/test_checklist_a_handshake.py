@@ -196,8 +196,14 @@ async def _a9_slowloris(csms: Start) -> None:
     request = upgrade_request("/ocpp/SLOW")
     rss_before = _rss_bytes()
     closed_after: list[float] = []
+    # From before the TCP connect: the server's deadline runs from its accept(), which lies
+    # between this and the moment open_connection returns here. With 1000 sockets in one
+    # process the client side may resume long after the accept, so only this start bounds
+    # the close from below.
+    lived: list[float] = []
 
     async def slowloris() -> None:
+        connecting = time.monotonic()
         reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
         started = time.monotonic()
         try:
@@ -215,6 +221,7 @@ async def _a9_slowloris(csms: Start) -> None:
             pass
         finally:
             closed_after.append(time.monotonic() - started)
+            lived.append(time.monotonic() - connecting)
             writer.close()
 
     attackers = [asyncio.create_task(slowloris()) for _ in range(1000)]
@@ -233,7 +240,7 @@ async def _a9_slowloris(csms: Start) -> None:
     assert len(closed_after) == 1000
     # the row's bound is 10 s; 3 s of slack over the 2 s deadline for a loaded 2-core runner
     assert max(closed_after) <= deadline + 3.0, f"slowest close after {max(closed_after):.1f} s"
-    assert min(closed_after) >= deadline - 0.5
+    assert min(lived) >= deadline - 0.5  # not closed before the deadline
     # client and server are in this process: 1000 half-open handshakes stay well under 64 MiB
     assert rss_peak - rss_before < 64 << 20
 
