@@ -457,11 +457,8 @@ class CsmsService:
         started = time.perf_counter()
         try:
             # One multi-row INSERT for every station's samples in the batch.
-            await self.committer.insert(repositories.add_meter_values, rows)
-        except StorageUnavailableError:
-            self.metrics.db_batch_failed("meter_values")
-            raise HandlerError(ErrorCode.INTERNAL_ERROR, "storage unavailable; retry") from None
-        except Exception:
+            await self._insert(repositories.add_meter_values, rows)
+        except Exception:  # storage unavailable (InternalError to the station) or a bad row
             self.metrics.db_batch_failed("meter_values")
             raise
         self.metrics.db_batch("meter_values", len(rows), time.perf_counter() - started)
