@@ -21,7 +21,8 @@ Theory of operation
 * Certificates (A02/A03, M03-M05): :attr:`Behaviour.certs` holds the roots and the
   station's own certificates; a SignCertificate flow per certificate use repeats the CSR
   while no certificate comes (A02.FR.17-19); :meth:`Behaviour.on_timer` starts the
-  renewal of the charging-station certificate before it expires (A03.FR.02).
+  renewal of the charging-station certificate before it expires (A03.FR.02), and again,
+  backing off to at most daily, while a renewal ends without a certificate.
 * 1.6: a transaction starts when a cable and an accepted id token are both there (§4.1);
   it stops on the same id token, a remote stop, an unplug
   (``StopTransactionOnEVSideDisconnect``), a reset, or an unlock. 2.0.1 starts and ends it
@@ -66,7 +67,13 @@ from ocppkit.protocol import (
     SessionClosedError,
 )
 from ocppkit.station.authorization import AuthInfo, AuthSettings, DecisionKind, LocalAuthorization
-from ocppkit.station.certificates import CS_USE, CertificateError, CertificateStore
+from ocppkit.station.certificates import (
+    CS_USE,
+    CSMS_ROOT_TYPES,
+    CertificateError,
+    CertificateStore,
+    renewal_retry_delay,
+)
 from ocppkit.station.charging_profile import Profile, ProfileSet, Purpose
 from ocppkit.station.meter import (
     SUPPORTED_MEASURANDS,
@@ -216,6 +223,10 @@ class Behaviour(abc.ABC):
         """Certificate use -> its SignCertificate flow waiting for CertificateSigned."""
         self._renewal_started_for: datetime.datetime | None = None
         """The expiry of the certificate whose A03 renewal was started."""
+        self._renewal_failures = 0
+        """How many A03 renewals of that certificate ended without a new one."""
+        self._renewal_retry_at: datetime.datetime | None = None
+        """When the A03 renewal that ended without a certificate starts again."""
         self.register_handlers()
 
     # -- the version's half ---------------------------------------------------------------------
@@ -497,7 +508,9 @@ class Behaviour(abc.ABC):
             refusal = self.facts_refusal(port_id, Event.AUTHORIZE)
             if refusal is not None:
                 raise ActionRefused(refusal)
-        reservation = port.reservation if tx is None else None
+        # A reservation binds a running transaction still waiting for its id token too (2.0.1
+        # TxStartPoint EVConnected on a reserved EVSE, H03 S1 #2): only its holder authorizes it.
+        reservation = port.reservation
         status = "Accepted" if remote and not self.authorize_remote() else None
         if reservation is not None and not self._token_matches(token, reservation.id_token):
             # Reserved for someone else: only a token of the reservation's group (its
@@ -515,7 +528,9 @@ class Behaviour(abc.ABC):
         if tx is not None:
             if port.tx is not tx:
                 raise ActionRefused(f"the transaction on {port_id} ended meanwhile")
-            await self.authorize_transaction(port, token, token_type, remote=remote)
+            await self.authorize_transaction(
+                port, token, token_type, remote=remote, reservation=reservation
+            )
             return "Accepted"
         port.token, port.token_type = token, token_type
         await self.token_accepted(port, reservation, remote=remote)
@@ -546,10 +561,16 @@ class Behaviour(abc.ABC):
         await self.stop(port, cause, trigger)
 
     async def authorize_transaction(
-        self, port: Port, token: str, token_type: str | None, *, remote: bool
+        self,
+        port: Port,
+        token: str,
+        token_type: str | None,
+        *,
+        remote: bool,
+        reservation: Reservation | None = None,
     ) -> None:
         """An accepted id token for a transaction running without one (2.0.1 only: started by
-        TxStartPoint EVConnected / ParkingBayOccupancy)."""
+        TxStartPoint EVConnected / ParkingBayOccupancy); ``reservation``: the one it uses."""
         raise ActionRefused(f"a transaction already runs on connector {port.id}")
 
     def authorize_remote(self) -> bool:
@@ -690,7 +711,7 @@ class Behaviour(abc.ABC):
             return "Faulted"
         if facts.inoperative:
             return "Unavailable"
-        if facts.transaction or facts.plugged or facts.authorized or facts.reserved:
+        if facts.transaction or facts.plugged or facts.parked or facts.authorized or facts.reserved:
             return "Occupied"
         self.handle(port.id, Event.RESERVE)
         port.reservation = reservation
@@ -1075,6 +1096,7 @@ class Behaviour(abc.ABC):
         finally:
             if self._signing.get(use) is me:
                 del self._signing[use]
+                self.st.wake_timer()  # an A03 renewal that got nothing is retried later
 
     async def _request_signature(self, csr: str, use: str) -> str | None:
         """One SignCertificate; its status, or None when it got no answer."""
@@ -1091,19 +1113,38 @@ class Behaviour(abc.ABC):
     def certificate_timer(self, clock: float, wall: datetime.datetime) -> float | None:
         """A03.FR.02: the charging-station certificate expires within
         ``StationConfig.certificate_renewal_margin`` (the spec's "one month" by default):
-        start SignCertificate by ourselves, once per certificate (a flow that gave up is not
-        restarted for the same certificate until a trigger or a restart). Returns the runtime
-        clock time this is next due (None: no certificate)."""
+        start SignCertificate by ourselves. One flow at a time per use: none starts while one
+        of ``CS_USE`` (ours or a trigger's) is waiting for its certificate. A flow that ended
+        without a certificate (its repetitions, A02.FR.19, or a Rejected SignCertificate)
+        starts again by itself after :func:`.certificates.renewal_retry_delay` (the doubling
+        continued, at most daily), each time with a new key pair, as long as the same
+        certificate is about to expire; a new certificate starts the count again. Returns the
+        runtime clock time this is next due (None: nothing to wait for)."""
         expires = self.certs.expires_at(CS_USE)
         if expires is None:
             return None
         renew_at = expires - datetime.timedelta(seconds=self.st.config.certificate_renewal_margin)
         if wall < renew_at:
             return clock + (renew_at - wall).total_seconds()
-        if self._renewal_started_for != expires and CS_USE not in self._signing:
+        if CS_USE in self._signing:
+            return None  # the flow's end wakes the timer
+        if self._renewal_started_for != expires:
             self._renewal_started_for = expires
+            self._renewal_failures, self._renewal_retry_at = 0, None
             self.st.log.info("station certificate due for renewal", expires=expires.isoformat())
             self.start_certificate_signing(CS_USE)
+            return None
+        if self._renewal_retry_at is None:
+            wait, repeats = self.cert_signing_retry()
+            delay = renewal_retry_delay(self._renewal_failures, wait, repeats, self.st.rng)
+            self._renewal_failures += 1
+            self._renewal_retry_at = wall + datetime.timedelta(seconds=delay)
+            self.st.log.warning("certificate renewal got no certificate", retry_in=delay)
+        if wall < self._renewal_retry_at:
+            return clock + (self._renewal_retry_at - wall).total_seconds()
+        self._renewal_retry_at = None
+        self.st.log.info("station certificate renewal again", expires=expires.isoformat())
+        self.start_certificate_signing(CS_USE)
         return None
 
     async def _certificate_signed(self, chain: str, use: str = CS_USE) -> dict[str, Any]:
@@ -1126,19 +1167,53 @@ class Behaviour(abc.ABC):
         self.st.wake_timer()  # the renewal time (A03) follows the new certificate
         return {"status": "Accepted"}
 
+    def certificate_store_max(self) -> int | None:
+        """Most roots the store holds (1.6 CertificateStoreMaxLength, 2.0.1 the maxLimit of
+        SecurityCtrlr.CertificateEntries); None: no limit."""
+        return None
+
+    def additional_root_certificate_check(self) -> bool:
+        """1.6 / 2.0.1 ``AdditionalRootCertificateCheck``."""
+        return False
+
+    def certificates_changed(self) -> None:  # noqa: B027 (optional hook)
+        """The installed roots changed (2.0.1 keeps SecurityCtrlr.CertificateEntries)."""
+
     async def _install_certificate(self, certificate_type: str, pem: str) -> dict[str, Any]:
         """M05: Accepted (stored); Rejected for a certificate that is invalid or incorrect
-        (M05.FR.06: does not parse, outside its validity period, not a CA)."""
+        (M05.FR.06: does not parse, outside its validity period, not a CA), one that would
+        overfill the store (1.6 M05.FR.03, :meth:`certificate_store_max`), or, with
+        ``AdditionalRootCertificateCheck``, a CSMS root not signed by the installed one it
+        replaces (M05.FR.10; the old one stays as the fallback until the next connection,
+        M05.FR.11/12)."""
+        check = self.additional_root_certificate_check() and certificate_type in CSMS_ROOT_TYPES
         try:
-            self.certs.install(certificate_type, pem, self.st.now())
-        except CertificateError:
+            self.certs.install(
+                certificate_type,
+                pem,
+                self.st.now(),
+                max_entries=self.certificate_store_max(),
+                replace_signed=check,
+            )
+        except CertificateError as exc:
+            self.st.log.info("InstallCertificate refused", reason=str(exc))
             return {"status": "Rejected"}
+        self.certificates_changed()
         await self.st.save()
         return {"status": "Accepted"}
+
+    def confirm_root_certificates(self) -> None:
+        """M05.FR.12: connected (and booted) after a CSMS root was replaced: the fallback
+        root goes. (The emulator's TLS trusts ``StationConfig.ca_file``, not these roots, so
+        any accepted connection counts as one with the new root.)"""
+        if self.certs.drop_fallbacks():
+            self.certificates_changed()
+            self.st.spawn(self.st.save())
 
     async def _delete_certificate(self, hash_data: Any) -> dict[str, Any]:
         """M04: Accepted, NotFound, or Failed for the station's own certificate (M04.FR.05)."""
         status = self.certs.delete(msgspec.to_builtins(hash_data))
         if status == "Accepted":
+            self.certificates_changed()
             await self.st.save()
         return {"status": status}

@@ -594,6 +594,18 @@ class Behaviour16(Behaviour):
             self.config.get_int("CertSigningRepeatTimes", 3),
         )
 
+    def certificate_store_max(self) -> int | None:
+        """Whitepaper ``CertificateStoreMaxLength`` (M05.FR.03)."""
+        return self.config.certificate_store_max_length
+
+    def additional_root_certificate_check(self) -> bool:
+        """Whitepaper ``AdditionalRootCertificateCheck`` (M05.FR.08-13)."""
+        return self.config.additional_root_certificate_check
+
+    def after_boot(self) -> None:
+        super().after_boot()
+        self.confirm_root_certificates()
+
     async def on_certificate_signed(
         self, req: v16.CertificateSignedRequest, _: Any
     ) -> dict[str, Any]:

@@ -61,6 +61,7 @@ from ocppkit.station.charging_profile import PURPOSE_V201, from_v201
 from ocppkit.station.delivery import SeqNos
 from ocppkit.station.device_model import (
     DeviceModel,
+    DeviceModelError,
     TooManyItemsError,
     VariableKey,
     VariableSpec,
@@ -337,10 +338,12 @@ class Behaviour201(Diagnostics201):
         *,
         update: str | None = None,
         with_token: bool = False,
+        reservation_id: int | None = None,
     ) -> None:
         """After a cable or an authorization arrived: start a transaction if a start point
         was reached (triggerReason per E01, ``cause`` for Authorized / PowerPathClosed), or
-        report it in the running one as Updated with ``update`` (default ``cause``)."""
+        report it in the running one as Updated with ``update`` (default ``cause``) and the
+        ``reservation_id`` the authorization used."""
         tx = port.tx
         if tx is None:
             trigger = self.points.start_trigger(before, self.conditions(port), cause)
@@ -352,7 +355,12 @@ class Behaviour201(Diagnostics201):
             return
         self._power_path(port)
         await self._tx_event(
-            v201.TransactionEventEnum.UPDATED, port, tx, update or cause, with_token=with_token
+            v201.TransactionEventEnum.UPDATED,
+            port,
+            tx,
+            update or cause,
+            with_token=with_token,
+            reservation_id=reservation_id,
         )
         self.st.changed()
 
@@ -420,21 +428,38 @@ class Behaviour201(Diagnostics201):
             await self._plug(port, cause)
 
     async def authorize_transaction(
-        self, port: Port, token: str, token_type: str | None, *, remote: bool
+        self,
+        port: Port,
+        token: str,
+        token_type: str | None,
+        *,
+        remote: bool,
+        reservation: Reservation | None = None,
     ) -> None:
         """E02 (cable first, TxStartPoint EVConnected): the authorization of the running
         transaction, Updated with triggerReason Authorized (RemoteStart and the
-        remoteStartId for F02) and the idToken; the power path closes."""
+        remoteStartId for F02) and the idToken; the power path closes. The holder's id token
+        on a reserved EVSE consumes the reservation (H03 S1/S2 #2, H03.FR.09): the connector
+        turns Occupied, no ReservationStatusUpdate follows, and this Updated event carries
+        its reservationId ("the reservation that terminates as a result of this
+        transaction", TransactionEventRequest)."""
         tx = port.tx
         if tx is None:
             raise ActionRefused(f"no transaction runs on connector {port.id}")
         self.advance(port)
         before = self.conditions(port)
+        used = None
+        if reservation is not None and port.reservation is reservation:
+            used = reservation.id
+            port.reservation = None
+            tx.reservation_id = used
+            if self.facts(port.id).reserved:
+                self.handle(port.id, Event.RESERVATION_ENDED)
         tx.id_token, tx.token_type, tx.authorized = token, token_type, True
         if remote:
             tx.remote_start_id, port.remote_start_id = port.remote_start_id, None
         cause = "RemoteStart" if remote else "Authorized"
-        await self._settle(port, before, cause, with_token=True)
+        await self._settle(port, before, cause, with_token=True, reservation_id=used)
 
     async def end_authorization(self, port: Port, cause: StopCause, trigger: str) -> None:
         """E07 (same id token again), F03 (RequestStopTransaction), E05/E06.FR.04 (invalid
@@ -531,6 +556,7 @@ class Behaviour201(Diagnostics201):
         meter_value: list[v201.MeterValue] | None = None,
         stopped: StopCause | None = None,
         with_token: bool = False,
+        reservation_id: int | None = None,
     ) -> None:
         info = v201.Transaction(transaction_id=tx.key, charging_state=self._charging_state(port))
         if stopped is not None:
@@ -554,6 +580,8 @@ class Behaviour201(Diagnostics201):
             request.evse = v201.EVSE(id=port.id, connector_id=1)
             if tx.reservation_id is not None:
                 request.reservation_id = tx.reservation_id
+        elif reservation_id is not None:
+            request.reservation_id = reservation_id  # consumed by this event's id token (H03)
         if with_token and tx.id_token:
             request.id_token = self.token_object(tx.id_token, tx.token_type)
         if meter_value:
@@ -1164,6 +1192,23 @@ class Behaviour201(Diagnostics201):
         """SignCertificateRequest with the certificateType asked for (ChargingStation or
         V2G), so the CSMS answers with the same type (A02.FR.14)."""
         return {"csr": csr, "certificateType": use}
+
+    def certificate_store_max(self) -> int | None:
+        """The maxLimit of ``SecurityCtrlr.CertificateEntries``."""
+        return self.dm.certificate_entries_max
+
+    def additional_root_certificate_check(self) -> bool:
+        """``SecurityCtrlr.AdditionalRootCertificateCheck`` (M05)."""
+        return self.dm.additional_root_certificate_check
+
+    def certificates_changed(self) -> None:
+        """``SecurityCtrlr.CertificateEntries``: how many roots are installed."""
+        with contextlib.suppress(DeviceModelError):
+            self.dm.set_actual(_key("SecurityCtrlr", "CertificateEntries"), str(self.certs.count()))
+
+    def after_boot(self) -> None:
+        super().after_boot()
+        self.confirm_root_certificates()
 
     async def on_certificate_signed(
         self, req: v201.CertificateSignedRequest, _: Any

@@ -20,6 +20,24 @@
   by (or equal to) an installed root of the use's type, and the leaf's public key the
   pending private key's.
 
+- Capacity (1.6 whitepaper M05.FR.03, key ``CertificateStoreMaxLength``; 2.0.1 the maxLimit
+  of ``SecurityCtrlr.CertificateEntries``): :meth:`CertificateStore.install` with
+  ``max_entries`` refuses (:class:`StoreFullError`, status Rejected: "the CPO tries to install
+  more certificates than allowed") a root that would leave more than that many roots
+  installed. Counted: the roots M05 installs (:meth:`CertificateStore.count`), not the
+  station's own certificates, which A02/A03 replace one for one. Re-installing an identical
+  root, or a replacement that does not grow the store, is allowed when it is full.
+- ``AdditionalRootCertificateCheck`` (1.6 whitepaper M05.FR.08-13, 2.0.1 SecurityCtrlr, M05):
+  ``install(..., replace_signed=True)`` keeps one root of the type plus a fallback: a new
+  root must be signed by an installed root of that type (the one it replaces), which stays as
+  the fallback (:attr:`CertificateStore.fallback`) while the others go; one not signed by any
+  is Rejected. :meth:`CertificateStore.drop_fallbacks` removes the fallbacks once the station
+  connected again (M05.FR.12). A root no longer installed but the issuer of an installed one
+  is kept aside (:attr:`CertificateStore.issuers`) so the hash data of its child keeps the
+  right issuerKeyHash (RFC 6960 CertID).
+- Renewal retries (A03): :func:`renewal_retry_delay` is the wait before an A03 renewal that
+  got no certificate starts again.
+
 Which root anchors which use (A02.FR.06 "part of the Charging Station Operator certificate
 hierarchy"): the station's only CPO-hierarchy trust anchor is the CSMS root
 (2.0.1 ``CSMSRootCertificate``, 1.6 ``CentralSystemRootCertificate``), so the charging-station
@@ -36,6 +54,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import math
+import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,17 +65,23 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from ocppkit.station.backoff import BackoffSettings, backoff_delay
+
 __all__ = [
     "ANCHORS_V16",
     "ANCHORS_V201",
+    "CSMS_ROOT_TYPES",
     "CS_USE",
+    "MAX_RENEWAL_RETRY",
     "V2G_USE",
     "CertificateError",
     "CertificateStore",
     "HashData",
     "OwnCertificate",
+    "StoreFullError",
     "hash_data",
     "parse_chain",
+    "renewal_retry_delay",
     "verify_chain",
 ]
 
@@ -86,11 +112,25 @@ ANCHORS_V201: Mapping[str, tuple[str, ...]] = {
 #: CertificateHashDataChainType.childCertificateHashData holds at most this many (M03).
 MAX_CHILD_HASHES = 4
 
+CSMS_ROOT_TYPES = ("CentralSystemRootCertificate", "CSMSRootCertificate")
+"""The root types ``AdditionalRootCertificateCheck`` restricts (1.6, 2.0.1)."""
+
+MAX_RENEWAL_RETRY = 86400.0
+"""Longest wait (s) before an A03 renewal that got no certificate starts again: at least
+daily while the certificate is about to expire."""
+MIN_RENEWAL_RETRY = 1.0
+"""Shortest such wait (s), whatever CertSigningWaitMinimum says (0 would spin)."""
+
 
 class CertificateError(ValueError):
     """A certificate the station refuses: it does not parse, is outside its validity
     period, does not chain to an installed root of the right type, or is not for the
     pending key. The message says which (it becomes the security event's techInfo)."""
+
+
+class StoreFullError(CertificateError):
+    """The root would leave more certificates installed than the store holds (1.6
+    whitepaper M05.FR.03: status Rejected, "no more space to install more certificates")."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +195,28 @@ def parse_chain(pem: str) -> list[x509.Certificate]:
     if not certs:
         raise CertificateError("no certificate")
     return certs
+
+
+def renewal_retry_delay(
+    failures: int, wait_minimum: float, repeat_times: int, rng: random.Random
+) -> float:
+    """Seconds before the A03 renewal starts again after ``failures`` (0-based) renewals of the
+    same certificate ended without one.
+
+    Why: A02.FR.19 stops the repetitions of one SignCertificate flow, but A03.FR.02's cause
+    (the certificate expires within a month) stays true, so the station starts a fresh flow
+    by itself. The waits continue the flow's own doubling (A02.FR.17/18): the first is
+    ``CertSigningWaitMinimum * 2**(CertSigningRepeatTimes + 1)``, the one the flow would have
+    waited next, and each following one doubles (:func:`.backoff.backoff_delay`, plus up to
+    a tenth of the first at random, so a fleet renewed together does not retry together),
+    never more than :data:`MAX_RENEWAL_RETRY` (daily) nor less than :data:`MIN_RENEWAL_RETRY`.
+    """
+    first = max(MIN_RENEWAL_RETRY, math.ldexp(max(wait_minimum, 0.0), min(repeat_times + 1, 64)))
+    if first >= MAX_RENEWAL_RETRY:
+        return MAX_RENEWAL_RETRY
+    doublings = math.ceil(math.log2(MAX_RENEWAL_RETRY / first))
+    settings = BackoffSettings(wait_minimum=first, random_range=first / 10, repeat_times=doublings)
+    return min(MAX_RENEWAL_RETRY, backoff_delay(failures, rng, settings))
 
 
 def _pem(cert: x509.Certificate) -> str:
@@ -260,15 +322,33 @@ class CertificateStore:
         """certificate type -> PEM strings."""
         self.own: dict[str, OwnCertificate] = {}
         """use (:data:`CS_USE`, :data:`V2G_USE`) -> the station's certificate of that use."""
+        self.fallback: dict[str, str] = {}
+        """certificate type -> the root a signed replacement replaced, kept installed as the
+        fallback until the station connected again (M05.FR.11/12)."""
+        self.issuers: list[str] = []
+        """Roots no longer installed that issued an installed one (for its hash data)."""
 
     # -- roots ------------------------------------------------------------------------------
 
-    def install(self, cert_type: str, pem: str, now: datetime.datetime | None = None) -> HashData:
+    def install(
+        self,
+        cert_type: str,
+        pem: str,
+        now: datetime.datetime | None = None,
+        *,
+        max_entries: int | None = None,
+        replace_signed: bool = False,
+    ) -> HashData:
         """M05: add a root of ``cert_type`` (replacing an identical one); its hash data.
 
         :class:`CertificateError` (M05.FR.06, status Rejected) for a PEM that does not
         parse, a certificate not valid at ``now`` (None: not checked), one whose basic
         constraints say it is not a CA, or a self-signed one whose signature is wrong.
+        ``replace_signed`` (``AdditionalRootCertificateCheck``, M05.FR.09-11): with roots of
+        the type installed, the new one must be signed by one of them (else
+        :class:`CertificateError`, M05.FR.10), which stays as :attr:`fallback` while the
+        other roots of the type go. ``max_entries``: :class:`StoreFullError` when more roots
+        than that would be installed afterwards (M05.FR.03). Nothing changes on an error.
         """
         (cert,) = parse_chain(pem)[:1]
         if now is not None and not _valid_at(cert, now):
@@ -278,12 +358,64 @@ class CertificateStore:
         if cert.issuer == cert.subject and not _issued_by(cert, cert):
             raise CertificateError(f"the self-signature of {_name(cert)} does not verify")
         data = hash_data(cert, self._issuer_of(cert))
-        kept = self.roots.setdefault(cert_type, [])
-        for old in list(kept):
-            if self._data_of(old) == data:
-                kept.remove(old)
-        kept.append(_pem(cert))
+        current = self.roots.get(cert_type, [])
+        same = [p for p in current if self._data_of(p) == data]
+        kept = [p for p in current if p not in same]
+        fallback = None
+        if replace_signed and kept and not same:
+            fallback = next(
+                (p for p in reversed(kept) if _issued_by(cert, parse_chain(p)[0])), None
+            )
+            if fallback is None:
+                raise CertificateError(
+                    f"{_name(cert)} is not signed by the installed {cert_type} it replaces"
+                )
+            kept = [fallback]
+        if max_entries is not None:
+            after = self.count() - len(current) + len(kept) + 1
+            if after > max_entries:
+                raise StoreFullError(
+                    f"the certificate store is full ({self.count()} of {max_entries})"
+                )
+        removed = [p for p in current if p not in kept and p not in same]
+        self.roots[cert_type] = [*kept, _pem(cert)]
+        if fallback is not None:
+            self.fallback[cert_type] = fallback
+        elif self.fallback.get(cert_type) in removed:
+            del self.fallback[cert_type]
+        self._retire(removed)
         return data
+
+    def count(self) -> int:
+        """How many roots are installed (fallbacks included): what the capacity counts."""
+        return sum(len(pems) for pems in self.roots.values())
+
+    def drop_fallbacks(self) -> list[str]:
+        """M05.FR.12: the station connected again with the new roots: remove the fallbacks
+        kept by ``install(..., replace_signed=True)``; the types whose fallback went."""
+        dropped = []
+        for cert_type, pem in list(self.fallback.items()):
+            del self.fallback[cert_type]
+            pems = self.roots.get(cert_type, [])
+            if pem in pems:
+                pems.remove(pem)
+                dropped.append(cert_type)
+                self._retire([pem])
+        return dropped
+
+    def _retire(self, removed: Sequence[str]) -> None:
+        """``removed`` roots stay in :attr:`issuers` while they issued an installed root."""
+        installed = [parse_chain(p)[0] for pems in self.roots.values() for p in pems]
+        keep = [*self.issuers, *removed]
+        self.issuers = [
+            p
+            for i, p in enumerate(keep)
+            if p not in keep[:i]
+            and not any(p in pems for pems in self.roots.values())
+            and any(
+                c.issuer == parse_chain(p)[0].subject and c.issuer != c.subject for c in installed
+            )
+        ]
 
     def installed(self, cert_types: list[str] | None = None) -> list[tuple[str, HashData]]:
         """(type, hash data) of the installed roots, of ``cert_types`` (None: all)."""
@@ -323,9 +455,13 @@ class CertificateStore:
             v2g = self.own[V2G_USE]
             v2g.chain, v2g.key = [], None
             return "Accepted"
-        self.roots[found] = [p for p in self.roots[found] if not self._data_of(p).matches(wanted)]
+        gone = [p for p in self.roots[found] if self._data_of(p).matches(wanted)]
+        self.roots[found] = [p for p in self.roots[found] if p not in gone]
         if not self.roots[found]:
             del self.roots[found]
+        if self.fallback.get(found) in gone:
+            del self.fallback[found]
+        self._retire(gone)
         return "Accepted"
 
     def _data_of(self, pem: str) -> HashData:
@@ -335,11 +471,10 @@ class CertificateStore:
     def _issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:
         if cert.issuer == cert.subject:
             return None
-        for pems in self.roots.values():
-            for pem in pems:
-                other = parse_chain(pem)[0]
-                if other.subject == cert.issuer:
-                    return other
+        for pem in [*(p for pems in self.roots.values() for p in pems), *self.issuers]:
+            other = parse_chain(pem)[0]
+            if other.subject == cert.issuer:
+                return other
         return None
 
     # -- the station's own certificates --------------------------------------------------
@@ -442,6 +577,8 @@ class CertificateStore:
         return {
             "roots": {t: list(p) for t, p in self.roots.items()},
             "own": {use: slot.to_dict() for use, slot in self.own.items()},
+            "fallback": dict(self.fallback),
+            "issuers": list(self.issuers),
         }
 
     @classmethod
@@ -453,6 +590,8 @@ class CertificateStore:
         store.own = {
             str(use): OwnCertificate.from_dict(slot) for use, slot in data.get("own", {}).items()
         }
+        store.fallback = {str(t): str(p) for t, p in data.get("fallback", {}).items()}
+        store.issuers = [str(p) for p in data.get("issuers", [])]
         if CS_USE not in store.own and (data.get("own_chain") or data.get("pending_key")):
             store.own[CS_USE] = OwnCertificate(
                 chain=[str(p) for p in data.get("own_chain", [])],

@@ -518,6 +518,18 @@ class Configuration16:
         return self.get_int("LocalAuthListMaxLength")
 
     @property
+    def certificate_store_max_length(self) -> int:
+        """Security whitepaper ``CertificateStoreMaxLength``: most certificates InstallCertificate
+        may leave installed (M05.FR.03: beyond it, Rejected)."""
+        return self.get_int("CertificateStoreMaxLength")
+
+    @property
+    def additional_root_certificate_check(self) -> bool:
+        """Security whitepaper ``AdditionalRootCertificateCheck`` (M05.FR.08-13): one
+        CentralSystemRootCertificate plus a fallback; a new one must be signed by the old."""
+        return self.get_bool("AdditionalRootCertificateCheck")
+
+    @property
     def send_local_list_max_length(self) -> int:
         """Most entries one SendLocalList may carry."""
         return self.get_int("SendLocalListMaxLength")

@@ -58,6 +58,7 @@ from ocppkit.messages.v201 import (
 from ocppkit.station.paging import chunk, numbered
 
 __all__ = [
+    "CERTIFICATE_ENTRIES_MAX",
     "DISPLAY_MESSAGES_MAX",
     "SUMMARY_VARIABLES",
     "DeviceModel",
@@ -78,6 +79,9 @@ WO: Final = MutabilityEnum.WRITE_ONLY
 SUMMARY_VARIABLES: Final = frozenset({"AvailabilityState", "Available", "Problem"})
 #: The maxLimit of ``DisplayMessageCtrlr.DisplayMessages``: most messages a station keeps.
 DISPLAY_MESSAGES_MAX: Final = 20
+#: The default maxLimit of ``SecurityCtrlr.CertificateEntries``: most installed certificates
+#: (as the 1.6 whitepaper's CertificateStoreMaxLength default here).
+CERTIFICATE_ENTRIES_MAX: Final = 20
 _MEASURANDS: Final = tuple(m.value for m in v201.MeasurandEnum)
 _INTEGER: Final = re.compile(r"[+-]?\d{1,18}")
 _T = TypeVar("_T")
@@ -337,13 +341,18 @@ def _topology(evses: Sequence[int], max_power: float) -> list[VariableSpec]:
 
 
 def standard_variables(
-    evses: Sequence[int] = (1,), *, max_power: float = 22000.0
+    evses: Sequence[int] = (1,),
+    *,
+    max_power: float = 22000.0,
+    certificate_entries: int = CERTIFICATE_ENTRIES_MAX,
 ) -> list[VariableSpec]:
     """Our table of a station's components and variables.
 
     Args:
         evses: connectors per EVSE (EVSE ids 1.., connector ids 1.. within each).
         max_power: the ``EVSE.Power`` maxLimit (and MaxSet), in W.
+        certificate_entries: the ``SecurityCtrlr.CertificateEntries`` maxLimit: most
+            certificates the store holds (InstallCertificate beyond it: Rejected).
     """
     occ = "OCPPCommCtrlr"
     tx = "TxCtrlr"
@@ -425,7 +434,7 @@ def standard_variables(
         _bool(sec, "AdditionalRootCertificateCheck", False, mutability=RO, required=False),
         _var(sec, "BasicAuthPassword", DataEnum.STRING, WO, None, low=16, high=40,
              required=False),
-        _int(sec, "CertificateEntries", 0, mutability=RO),
+        _int(sec, "CertificateEntries", 0, mutability=RO, high=certificate_entries),
         _int(sec, "CertSigningRepeatTimes", 3, required=False),
         _seconds(sec, "CertSigningWaitMinimum", 30, required=False),
         _var(sec, "OrganizationName", DataEnum.STRING, RW, "ocppkit", high=50),
@@ -1130,6 +1139,20 @@ class DeviceModel:
 
     security_profile = _int_var("SecurityCtrlr", "SecurityProfile", 0)
     """``SecurityCtrlr.SecurityProfile``."""
+
+    @property
+    def certificate_entries_max(self) -> int | None:
+        """The maxLimit of ``SecurityCtrlr.CertificateEntries`` (None: no limit)."""
+        entry = self._entries.get(VariableKey("SecurityCtrlr", "CertificateEntries"))
+        if entry is None or entry.spec.max_limit is None:
+            return None
+        return int(entry.spec.max_limit)
+
+    additional_root_certificate_check = _bool_var(
+        "SecurityCtrlr", "AdditionalRootCertificateCheck", False
+    )
+    """``SecurityCtrlr.AdditionalRootCertificateCheck`` (M05: one CSMS root plus a fallback;
+    a new one must be signed by the old)."""
 
     cert_signing_wait_minimum = _int_var("SecurityCtrlr", "CertSigningWaitMinimum", 30)
     """``SecurityCtrlr.CertSigningWaitMinimum`` (s, A02.FR.17)."""

@@ -39,12 +39,19 @@ Rules a reviewer should know (decisions, each with its reason):
    finishing; 1.6 §4.9 has no Unavailable -> Reserved (H7) nor Unavailable -> Finishing
    (H6).
 4. **A reservation is used when its holder's id token is accepted** (``AUTHORIZE`` on a
-   reserved connector; the runtime checks the id token against the reservation first); a
-   transaction cannot start on a reserved connector before that (1.6 §5.13, 2.0.1 H01).
-   On 1.6 a cable plugged in by someone else keeps the connector ``Reserved`` (1.6 §4.9
-   G2: only "reservation identity presented" leads to Preparing); on 2.0.1 the connector
-   is ``Occupied`` while a cable is in. Likewise a transaction does not start from
-   Finishing: an accepted id token first starts a new session (1.6 §4.9 F2, no F3..F5).
+   reserved connector; the runtime checks the id token against the reservation first). A
+   cable plugged in keeps the connector ``Reserved`` until then: 1.6 §4.9 G2 (only
+   "reservation identity presented" leads to Preparing) and 2.0.1 H03 S1 (errata 2025-01:
+   "EVSE connector status remains Reserved" with the cable in, and becomes Occupied when
+   the reservation is consumed). On 1.6 a transaction cannot start on a reserved connector
+   before that (§5.13). On 2.0.1 one may (:data:`EVENT_RULES_201`): TxStartPoint
+   EVConnected / ParkingBayOccupancy starts it at the cable (or the EV in the bay, rule
+   10) before any id token, the connector stays
+   ``Reserved``, and the holder's id token then authorizes it and consumes the reservation
+   (``RESERVATION_ENDED``, H03.FR.09); another id token is not authorized to charge (H03
+   remark), so the transaction goes on without energy. Likewise a transaction does not
+   start from Finishing: an accepted id token first starts a new session (1.6 §4.9 F2, no
+   F3..F5).
 5. **Faulted hides, it does not freeze**: while faulted, events still change the facts
    (the EV can be unplugged); when the fault clears the connector reports whatever the
    facts say (1.6 §4.9 I1..I8 "return to the previous status", updated by what happened
@@ -61,10 +68,28 @@ Rules a reviewer should know (decisions, each with its reason):
 8. **2.0.1** (:class:`Station201`): connectors are numbered per EVSE from 1; availability
    can be changed for the station, an EVSE or one connector (ChangeAvailability
    ``evse``/``connectorId``); a connector is inoperative when any of the three levels is.
+   **Occupied means a cable is in** (or an EV in the bay, rule 10), not "a transaction
+   runs": a transaction started by its id token (TxStartPoint Authorized, E03) leaves the
+   connector ``Available`` (or ``Reserved``) until the cable is plugged in (H03 S1, errata
+   2025-01: "Connector status will become Occupied when cable is connected";
+   ConnectorStatusEnumType Occupied: "not available for a new EV driver"). 1.6 differs: an
+   accepted id token alone already makes the connector ``Preparing`` (1.6 §4.9 A2), and a
+   transaction ``SuspendedEV`` or ``Charging``.
 9. **No transient status**: when a scheduled change applies right after the event that
    freed the connector, only the final status is reported if the spec allows the direct
    transition (Charging -> Unavailable, 1.6 C8; 2.0.1 always), never a passing
    ``Available`` (EVerest/libocpp#809, #999; OCTT TC_G_11/14/17 check this on 2.0.1).
+10. **The parking bay is a fact of its own** (``parked``: a bay sensor detects an EV),
+    apart from the cable: 2.0.1 TxStartPoint ``ParkingBayOccupancy`` ("an object, probably
+    an EV, is detected in the parking/charging bay", triggerReason ``EVDetected``) happens
+    before ``EVConnected`` (the cable), and the EV may stay in the bay after the unplug.
+    Without a sensor the fact stays False (the runtime never feeds ``BAY_OCCUPIED``), and
+    the station behaves as if the bay followed the cable. The bay is not vacated while a
+    cable is in. An EV in the bay makes the connector "no longer available for a new
+    user": 1.6 ``Preparing`` ("a vehicle occupies the parking bay", §4.9) and
+    ``Finishing`` until "the vehicle has left the parking bay"; 2.0.1 ``Occupied`` (same
+    ConnectorStatusEnumType wording), ``Reserved`` still first (rule 4). Only 2.0.1 starts a
+    transaction on it (:data:`EVENT_RULES_201`).
 
 Every status change the 1.6 machine can produce is a transition the 1.6 §4.9 table lists
 (:data:`SPEC_TRANSITIONS_16`); the tests check that over random event sequences.
@@ -92,6 +117,7 @@ from ocppkit.protocol.errors import LocalError
 
 __all__ = [
     "EVENT_RULES",
+    "EVENT_RULES_201",
     "SPEC_TRANSITIONS_16",
     "STATUS_TABLE_16",
     "STATUS_TABLE_201",
@@ -119,6 +145,8 @@ class Event(enum.Enum):
 
     PLUG_IN = "cable plugged in"
     UNPLUG = "cable unplugged"
+    BAY_OCCUPIED = "an EV detected in the parking bay (bay sensor)"
+    BAY_VACATED = "the parking bay is free again (bay sensor)"
     AUTHORIZE = "id token presented and accepted (or a remote start accepted)"
     AUTHORIZATION_ENDED = (
         "authorization ended before a transaction (ConnectionTimeOut, same token again)"
@@ -130,7 +158,10 @@ class Event(enum.Enum):
     EVSE_SUSPENDS = "EVSE offers no energy (charging profile limit 0)"
     EVSE_RESUMES = "EVSE offers energy again"
     RESERVE = "reservation made"
-    RESERVATION_ENDED = "reservation expired or cancelled"
+    RESERVATION_ENDED = (
+        "reservation expired or cancelled, or used by the id token that authorized a running "
+        "transaction (2.0.1 H03, cable first)"
+    )
     FAULT_RAISED = "fault raised"
     FAULT_CLEARED = "fault cleared"
     SET_INOPERATIVE = "availability changed to Inoperative"
@@ -163,11 +194,14 @@ class Facts:
     """What is true about one connector; the status is computed from these."""
 
     plugged: bool = False
+    parked: bool = False
+    """A bay sensor detects an EV in the parking bay (rule 10); False without a sensor."""
     authorized: bool = False
     """An id token was accepted and no transaction has started yet."""
     transaction: bool = False
     finishing: bool = False
-    """A transaction ended while the cable stayed in; cleared by unplug or a new session."""
+    """A transaction ended while the cable (or the EV in the bay) stayed; cleared when both
+    have left, or by a new session."""
     ev_drawing: bool = False
     evse_suspended: bool = False
     reserved: bool = False
@@ -210,7 +244,12 @@ EVENT_RULES: Final[Mapping[Event, EventRule]] = {
     ),
     Event.UNPLUG: EventRule(
         ((lambda f: f.plugged, "no cable is plugged in"),),
-        lambda f: replace(f, plugged=False, ev_drawing=False, finishing=False),
+        lambda f: replace(f, plugged=False, ev_drawing=False, finishing=f.finishing and f.parked),
+    ),
+    Event.BAY_OCCUPIED: EventRule((), lambda f: replace(f, parked=True)),
+    Event.BAY_VACATED: EventRule(
+        ((lambda f: not f.plugged, "a cable is still plugged in (the EV is in the bay)"),),
+        lambda f: replace(f, parked=False, finishing=f.finishing and f.plugged),
     ),
     Event.AUTHORIZE: EventRule(
         (_NO_TX, _OPERATIVE, _HEALTHY),
@@ -233,7 +272,7 @@ EVENT_RULES: Final[Mapping[Event, EventRule]] = {
     ),
     Event.TRANSACTION_STOPPED: EventRule(
         ((lambda f: f.transaction, "no transaction is running"),),
-        lambda f: replace(f, transaction=False, ev_drawing=False, finishing=f.plugged),
+        lambda f: replace(f, transaction=False, ev_drawing=False, finishing=f.plugged or f.parked),
     ),
     Event.EV_STARTS_DRAWING: EventRule(
         (
@@ -251,6 +290,7 @@ EVENT_RULES: Final[Mapping[Event, EventRule]] = {
             _HEALTHY,
             _NO_TX,
             (lambda f: not f.plugged, "a cable is plugged in (Occupied)"),
+            (lambda f: not f.parked, "an EV is in the parking bay (Occupied)"),
             (lambda f: not f.authorized, "a user is being served (Occupied)"),
         ),
         lambda f: replace(f, reserved=True),
@@ -271,6 +311,29 @@ EVENT_RULES: Final[Mapping[Event, EventRule]] = {
 }
 """The event table: (event) -> (facts required, facts changed); see the theory of operation."""
 
+EVENT_RULES_201: Final[Mapping[Event, EventRule]] = {
+    **EVENT_RULES,
+    Event.TRANSACTION_STARTED: EventRule(
+        (
+            _NO_TX,
+            _OPERATIVE,
+            _HEALTHY,
+            (
+                lambda f: f.plugged or f.authorized or f.parked,
+                "neither a cable, an id token nor an EV in the parking bay is present",
+            ),
+            (lambda f: not f.finishing, "finishing: a new session starts with an id token"),
+        ),
+        # The reservation stays: only its holder's id token uses it (rule 4, H03 S1 #2).
+        lambda f: replace(f, transaction=True, authorized=False, finishing=False),
+    ),
+}
+"""2.0.1's event table: :data:`EVENT_RULES` except that a transaction may start on a reserved
+connector (TxStartPoint EVConnected / ParkingBayOccupancy, before any id token) and keeps the
+reservation until the holder's id token consumes it (rule 4; errata 2025-01 H03 S1/S2 #2),
+and may start with only an EV in the parking bay (TxStartPoint ParkingBayOccupancy, rule
+10)."""
+
 
 # --- status tables ---------------------------------------------------------------------------
 
@@ -283,9 +346,9 @@ STATUS_TABLE_16: Final[tuple[Row[S16], ...]] = (
     (lambda f: f.transaction and f.evse_suspended, S16.SUSPENDED_EVSE),
     (lambda f: f.transaction and f.ev_drawing, S16.CHARGING),
     (lambda f: f.transaction, S16.SUSPENDED_EV),
-    (lambda f: f.finishing and f.plugged, S16.FINISHING),
+    (lambda f: f.finishing and (f.plugged or f.parked), S16.FINISHING),
     (lambda f: f.reserved and not f.authorized, S16.RESERVED),
-    (lambda f: f.plugged or f.authorized, S16.PREPARING),
+    (lambda f: f.plugged or f.authorized or f.parked, S16.PREPARING),
     (lambda f: True, S16.AVAILABLE),
 )
 """OCPP 1.6 §4.9 ChargePointStatus from the facts: the first row that holds."""
@@ -293,12 +356,14 @@ STATUS_TABLE_16: Final[tuple[Row[S16], ...]] = (
 STATUS_TABLE_201: Final[tuple[Row[S201], ...]] = (
     (lambda f: f.fault is not None, S201.FAULTED),
     (lambda f: f.inoperative and not f.transaction, S201.UNAVAILABLE),
-    (lambda f: f.transaction or f.plugged, S201.OCCUPIED),
     (lambda f: f.reserved, S201.RESERVED),
+    (lambda f: f.plugged or f.parked, S201.OCCUPIED),
     (lambda f: True, S201.AVAILABLE),
 )
-"""OCPP 2.0.1 ConnectorStatusEnumType from the facts (G01: Occupied while a cable is in or a
-transaction runs; an id token alone does not occupy a connector)."""
+"""OCPP 2.0.1 ConnectorStatusEnumType from the facts (G01; rules 4 and 8): Reserved until the
+reservation is used or ends, even with a cable in (H03 S1 #2); Occupied while a cable is in
+or a bay sensor detects an EV (rule 10); neither an id token nor a transaction alone occupies
+a connector (H03 S1: Occupied "when cable is connected")."""
 
 _ORDER_16 = (
     "Available Preparing Charging SuspendedEV SuspendedEVSE Finishing Reserved Unavailable Faulted"
@@ -364,6 +429,8 @@ class ConnectorMachine(Generic[StatusT, RequestT]):
     StatusNotification payload. Not thread-safe; one per connector."""
 
     table: tuple[Row[StatusT], ...]
+    rules: Mapping[Event, EventRule] = EVENT_RULES
+    """The event table this version follows (:data:`EVENT_RULES` or :data:`EVENT_RULES_201`)."""
 
     def __init__(self, facts: Facts | None = None) -> None:
         self._facts = facts if facts is not None else Facts()
@@ -399,7 +466,7 @@ class ConnectorMachine(Generic[StatusT, RequestT]):
 
     def refusal(self, event: Event) -> str | None:
         """Why ``event`` would be refused now, or None if it would be accepted."""
-        for predicate, reason in EVENT_RULES[event].requires:
+        for predicate, reason in self.rules[event].requires:
             if not predicate(self._facts):
                 return reason
         return None
@@ -422,7 +489,7 @@ class ConnectorMachine(Generic[StatusT, RequestT]):
         if reason is not None:
             raise InvalidEvent(event, reason)
         before = self._facts
-        after = EVENT_RULES[event].apply(before)
+        after = self.rules[event].apply(before)
         if event is Event.FAULT_RAISED:
             self._check_error_code(error_code)
             after = replace(after, fault=error_code)
@@ -540,6 +607,7 @@ class Connector201(ConnectorMachine[S201, v201.StatusNotificationRequest]):
     """An OCPP 2.0.1 connector of an EVSE (both ids >= 1)."""
 
     table = STATUS_TABLE_201
+    rules = EVENT_RULES_201
 
     def __init__(self, evse_id: int, connector_id: int, facts: Facts | None = None) -> None:
         if evse_id < 1 or connector_id < 1:

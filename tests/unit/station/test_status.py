@@ -422,15 +422,16 @@ def test_session_2_0_1_occupied_while_cable_in_g01() -> None:
 
 
 def test_reservation_2_0_1_h01() -> None:
-    """2.0.1 H01: Reserved; a cable in -> Occupied; expiry while occupied changes nothing shown."""
+    """2.0.1 H01: Reserved; a cable in keeps it Reserved (H03 S1 #2, errata 2025-01: "EVSE
+    connector status remains Reserved"); when the reservation ends the cable makes it Occupied."""
     c = Connector201(1, 1)
     assert [n.connector_status for n in c.handle(Event.RESERVE, now=NOW).notifications] == [
         S201.RESERVED
     ]
-    assert [n.connector_status for n in c.handle(Event.PLUG_IN, now=NOW).notifications] == [
-        S201.OCCUPIED
-    ]
-    assert c.handle(Event.RESERVATION_ENDED, now=NOW).notifications == ()
+    assert c.handle(Event.PLUG_IN, now=NOW).notifications == ()
+    assert [
+        n.connector_status for n in c.handle(Event.RESERVATION_ENDED, now=NOW).notifications
+    ] == [S201.OCCUPIED]
 
 
 def test_evse_inoperative_during_transaction_is_scheduled_g03() -> None:
