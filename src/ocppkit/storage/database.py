@@ -7,6 +7,9 @@ needs no ``alembic.ini`` and no working-directory layout.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -44,6 +47,13 @@ def alembic_config() -> Config:
 WRITE_OPTION = "ocppkit_write"
 
 
+#: WAL pages after which a commit checkpoints by itself (SQLite's default is 1 000, 4 MB).
+#: A backstop: :meth:`Database.checkpoint`, run every second by the CSMS, keeps the WAL far
+#: below it, so that no commit (and no reply waiting for one) pays for a checkpoint. Should
+#: nothing call it, the threshold still bounds the WAL to about 40 MB.
+WAL_AUTOCHECKPOINT_PAGES = 10_000
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers (API, dashboard) run beside the writer; NORMAL sync is durable in
     # WAL mode except for the last commits on power loss. SQLite ignores foreign keys
@@ -57,6 +67,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
     finally:
         cursor.close()
 
@@ -65,7 +76,17 @@ def _sqlite_on_begin(connection: Connection) -> None:
     # A writer takes the write lock at BEGIN: a deferred transaction that reads and then
     # writes fails with SQLITE_BUSY_SNAPSHOT when another connection committed in between.
     immediate = connection.get_execution_options().get(WRITE_OPTION, False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+    # On aiosqlite's connection itself: one hop to its thread where exec_driver_sql takes
+    # three (cursor, execute, close); every transaction begins here.
+    connection.connection.dbapi_connection.run_async(  # type: ignore[union-attr]
+        lambda driver: driver.execute(statement)
+    )
+
+
+def _checkpoint(path: str) -> None:
+    with contextlib.closing(sqlite3.connect(path, timeout=5.0)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
@@ -83,6 +104,12 @@ class Database:
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = make_url(url)
+        if self.url.get_backend_name() == "sqlite":
+            # The pool's rollback of every connection it takes back costs a thread hop to the
+            # aiosqlite worker (about 40 us) per session. It is redundant here: SQLAlchemy
+            # begins every transaction (``_sqlite_on_begin``), and a connection closed inside
+            # one rolls it back itself before it returns to the pool.
+            engine_kwargs.setdefault("pool_reset_on_return", None)
         self.engine: AsyncEngine = create_async_engine(self.url, **engine_kwargs)
         if self.url.get_backend_name() == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
@@ -97,6 +124,21 @@ class Database:
         """Upgrade the schema to ``revision`` with the packaged Alembic migrations."""
         async with self.engine.begin() as connection:
             await connection.run_sync(_upgrade, revision)
+
+    async def checkpoint(self) -> None:
+        """SQLite: copy the write-ahead log into the database file, on a connection and a
+        thread of its own; nothing to do on other databases.
+
+        Why: SQLite's automatic checkpoint runs inside the commit that crosses its threshold,
+        so that commit, and every reply waiting for it, pays for copying and syncing the
+        pages (4-18 ms measured here for 1 000 pages, against 0.05 ms for a commit). A PASSIVE
+        checkpoint neither waits for nor blocks a writer; what it cannot copy yet waits for
+        the next one.
+        """
+        path = self.url.database
+        if self.url.get_backend_name() != "sqlite" or not path or path == ":memory:":
+            return
+        await asyncio.to_thread(_checkpoint, path)
 
     def session(self) -> AsyncSession:
         """A new session; use as ``async with db.session() as s:`` and commit explicitly."""
