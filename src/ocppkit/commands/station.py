@@ -28,6 +28,8 @@ __all__ = ["COMMANDS_HELP", "Console", "station_command"]
 COMMANDS_HELP = """commands:
   plug [N]             plug the cable in on connector N (default 1)
   unplug [N]           unplug it (stops the transaction: EVDisconnected)
+  park [N]             an EV drives into the parking bay of connector N (bay sensor)
+  leave [N]            the EV leaves the bay (unplug first; 2.0.1: EVDeparted)
   auth TAG [N]         present id token TAG on connector N (starts or stops a session)
   start [N] [TAG]      plug + authorize + start (TAG defaults to EMULATOR)
   stop [N] [REASON]    stop the transaction on N (reason Local by default)
@@ -84,6 +86,12 @@ class Console:
             elif verb == "unplug":
                 await st.unplug(_int(args, 0))
                 self.echo("unplugged")
+            elif verb == "park":
+                await st.park(_int(args, 0))
+                self.echo("parked")
+            elif verb == "leave":
+                await st.leave_bay(_int(args, 0))
+                self.echo("left the bay")
             elif verb == "auth":
                 if not args:
                     raise ValueError("auth needs an id token: auth TAG [N]")
@@ -289,8 +297,8 @@ def station_command(
 ) -> None:
     """Run one emulated charging station (OCPP 1.6 or 2.0.1) with a command console.
 
-    Type 'help' at the prompt for the commands (plug, auth TAG, start, stop, unplug, fault,
-    clear, status, trace on|off, quit). Stop with 'quit', end of input or Ctrl-C.
+    Type 'help' at the prompt for the commands (plug, auth TAG, start, stop, unplug, park,
+    leave, fault, clear, status, trace on|off, quit). Stop with 'quit', end of input or Ctrl-C.
     """
     from ocppkit.station.station import StationConfig
 

@@ -3,10 +3,10 @@ HTTP calls, for automation (a test rig, a CI job) instead of typing.
 
 Loopback only (127.0.0.1): it has no authentication, like the console it mirrors.
 
-``GET /status`` -> the station snapshot; ``POST /plug``, ``/unplug``, ``/start``, ``/stop``,
-``/auth``, ``/fault``, ``/clear``, ``/suspend``, ``/resume`` with query parameters
-``connector`` (default 1), ``tag``, ``reason``, ``code``; ``POST /call/{action}`` with a JSON
-body sends any CALL and returns the reply. A refused action is ``409`` with the reason.
+``GET /status`` -> the station snapshot; ``POST /plug``, ``/unplug``, ``/park``, ``/leave``,
+``/start``, ``/stop``, ``/auth``, ``/fault``, ``/clear``, ``/suspend``, ``/resume`` with query
+parameters ``connector`` (default 1), ``tag``, ``reason``, ``code``; ``POST /call/{action}``
+with a JSON body sends any CALL and returns the reply. A refused action is ``409`` with the reason.
 """
 
 from __future__ import annotations
@@ -44,6 +44,14 @@ def control_app(station: Any) -> FastAPI:
     @app.post("/unplug")
     async def unplug(connector: int = 1) -> dict[str, Any]:
         return await run(station.unplug(connector))
+
+    @app.post("/park")
+    async def park(connector: int = 1) -> dict[str, Any]:
+        return await run(station.park(connector))
+
+    @app.post("/leave")
+    async def leave(connector: int = 1) -> dict[str, Any]:
+        return await run(station.leave_bay(connector))
 
     @app.post("/auth")
     async def auth(tag: str, connector: int = 1) -> dict[str, Any]:

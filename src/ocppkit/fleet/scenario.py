@@ -85,6 +85,8 @@ STEP_KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "disconnect": (frozenset(), frozenset({"reason"})),
     "plug": (frozenset(), frozenset({"connector"})),
     "unplug": (frozenset(), frozenset({"connector"})),
+    "park": (frozenset(), frozenset({"connector"})),
+    "leave_bay": (frozenset(), frozenset({"connector"})),
     "authorize": (frozenset({"id_token"}), frozenset({"connector"})),
     "start": (frozenset(), frozenset({"connector", "id_token"})),
     "stop": (frozenset(), frozenset({"connector", "reason"})),
@@ -598,6 +600,8 @@ class ScenarioStation(Protocol):
     async def stop(self, reason: str = "") -> None: ...
     async def plug(self, connector: int = 1) -> None: ...
     async def unplug(self, connector: int = 1) -> None: ...
+    async def park(self, connector: int = 1) -> None: ...
+    async def leave_bay(self, connector: int = 1) -> None: ...
     async def present_token(self, id_token: str, connector: int = 1) -> str: ...
     async def start_transaction(self, connector: int = 1, id_token: str = ...) -> None: ...
     async def stop_transaction(self, connector: int = 1, reason: str = "Local") -> None: ...
@@ -845,6 +849,14 @@ class ScenarioRun:
 
     async def _do_unplug(self, step: Step, params: dict[str, Any]) -> Any:
         await self.station.unplug(params.get("connector", 1))
+        return None
+
+    async def _do_park(self, step: Step, params: dict[str, Any]) -> Any:
+        await self.station.park(params.get("connector", 1))
+        return None
+
+    async def _do_leave_bay(self, step: Step, params: dict[str, Any]) -> Any:
+        await self.station.leave_bay(params.get("connector", 1))
         return None
 
     async def _do_authorize(self, step: Step, params: dict[str, Any]) -> Any:

@@ -29,8 +29,12 @@ Theory of operation
   where ``TxCtrlr.TxStartPoint`` / ``TxStopPoint`` say (:mod:`.tx_points`, E01-E07): the
   version's half overrides the hooks :meth:`Behaviour.token_accepted`,
   :meth:`Behaviour.authorize_transaction` and :meth:`Behaviour.end_authorization` (and
-  plug/unplug); a running transaction may then wait for its authorization
+  plug/unplug, park/leave_bay); a running transaction may then wait for its authorization
   (:attr:`Tx.authorized`) or its cable (:attr:`Tx.awaiting_cable`).
+* The parking bay (:meth:`Behaviour.park` / :meth:`Behaviour.leave_bay`, an emulated bay
+  sensor; status rule 10) is a fact of its own: 1.6 reports it (Preparing / Finishing) and
+  starts nothing; 2.0.1 may start and end transactions on it (TxStartPoint / TxStopPoint
+  ParkingBayOccupancy). Without those actions the bay follows the cable.
 * :meth:`Behaviour.on_timer` is called by the runtime's one timer: periodic and
   clock-aligned meter values, reservation expiry, the EV reaching its target SoC, a
   charging-profile limit of 0 (SuspendedEVSE). The meter is advanced lazily (at each
@@ -52,6 +56,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import math
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -126,6 +131,10 @@ class Tx:
     EVConnected waits for one; the same token again may end only the authorization)."""
     awaiting_cable: bool = False
     """2.0.1: started by its authorization, no cable plugged in yet (E03.FR.05)."""
+    deauthorized: str | None = None
+    """2.0.1: the :class:`StopCause` name its authorization ended with while it went on
+    (TxStopPoint without Authorized); the Ended event at the EV's departure reports it as
+    its stoppedReason (OCTT TC_E_19_CS: Local, or Remote after RequestStopTransaction)."""
     total_cost: float | None = None
     """2.0.1: the running cost the CSMS last sent (CostUpdated, I02), for the display."""
     last_periodic: float = 0.0
@@ -340,21 +349,27 @@ class Behaviour(abc.ABC):
     ) -> list[dict[str, Any]]:
         """The composite schedule of ``port`` from ``start`` for ``duration`` seconds, as
         chargingSchedulePeriod items in ``unit`` ("A" or "W"): the active limit (profiles,
-        capped by the supply) sampled on a grid of at most 288 points, equal neighbours
-        merged."""
-        step = max(1, -(-max(duration, 1) // 288))
+        capped by the supply) at ``start`` and at every moment a profile's period may change
+        (:meth:`ProfileSet.boundaries`, rounded up to whole seconds as startPeriod is), equal
+        neighbours merged. Exact: no change between two of those moments is missed."""
         meter = port.meter
         supply_w = meter.supply_max_w(meter.nominal_voltage)
         tx = port.tx
+        tx_start = tx.started_at if tx else None
+        end = start + datetime.timedelta(seconds=max(duration, 1))
+        offsets = [0]
+        for moment in port.profiles.boundaries(start, end, tx_start):
+            offset = math.ceil((moment - start).total_seconds())
+            if offset > offsets[-1] and offset < max(duration, 1):
+                offsets.append(offset)
         periods: list[dict[str, Any]] = []
         last: float | None = None
-        for offset in range(0, max(duration, 1), step):
-            t = start + datetime.timedelta(seconds=offset)
+        for offset in offsets:
             limit = port.profiles.limit_w(
-                t,
+                start + datetime.timedelta(seconds=offset),
                 voltage=meter.nominal_voltage,
                 phases=meter.phases,
-                tx_start=tx.started_at if tx else None,
+                tx_start=tx_start,
                 transaction_id=self.tx_ref(tx) if tx else None,
             )
             watts = supply_w if limit is None else min(limit, supply_w)
@@ -484,6 +499,26 @@ class Behaviour(abc.ABC):
             self.handle(port.id, Event.EV_STOPS_DRAWING)
         self._event(port, Event.UNPLUG)
         port.meter.battery = None
+        await self.st.save()
+
+    async def park(self, port_id: int) -> None:
+        """An EV drives into the parking bay (a bay sensor detects it; status rule 10). 1.6:
+        a fact only, ``Preparing`` (§4.9), no transaction starts without a cable and an id
+        tag. 2.0.1 overrides it (TxStartPoint ParkingBayOccupancy)."""
+        port = self.port(port_id)
+        if self.facts(port_id).parked:
+            raise ActionRefused(f"an EV is already in the parking bay of connector {port_id}")
+        self._event(port, Event.BAY_OCCUPIED)
+        await self.st.save()
+
+    async def leave_bay(self, port_id: int) -> None:
+        """The EV drives out of the parking bay (refused while its cable is plugged in). 1.6:
+        a fact only, ``Finishing`` turns ``Available`` (§4.9 "the vehicle has left the
+        parking bay"). 2.0.1 overrides it (TxStopPoint ParkingBayOccupancy)."""
+        port = self.port(port_id)
+        if not self.facts(port_id).parked:
+            raise ActionRefused(f"no EV is in the parking bay of connector {port_id}")
+        self._event(port, Event.BAY_VACATED)
         await self.st.save()
 
     def stop_on_ev_disconnect(self) -> bool:
@@ -620,7 +655,9 @@ class Behaviour(abc.ABC):
             remote_start_id=port.remote_start_id,
             reservation_id=port.token_reservation,
             authorized=port.token is not None,
-            awaiting_cable=not self.facts(port.id).plugged,
+            # an id token waits EVConnectionTimeOut for the cable; an EV in the bay (TxStartPoint
+            # ParkingBayOccupancy) needs no deadline: the transaction ends when it leaves
+            awaiting_cable=port.token is not None and not self.facts(port.id).plugged,
             last_periodic=self.st.clock(),
         )
         port.token = port.token_type = None
@@ -990,7 +1027,7 @@ class Behaviour(abc.ABC):
                     transaction=False,
                     authorized=False,
                     ev_drawing=False,
-                    finishing=facts.plugged and tx is not None,
+                    finishing=(facts.plugged or facts.parked) and tx is not None,
                     scheduled=None,
                 ),
             )

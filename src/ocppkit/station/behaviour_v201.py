@@ -11,7 +11,10 @@ PowerPathClosed starts one when cable and authorization are both there), with a
 station-generated ``transactionId`` (a UUID). A transaction the cable started waits for
 its authorization without energy (chargingState EVConnected; then Updated Authorized with
 the idToken, E02); one the id token started waits ``EVConnectionTimeOut`` for the cable
-(E03.FR.05). Started carries the idToken (when there is one), the EVSE and the
+(E03.FR.05). An EV parked in the bay (:meth:`Behaviour201.park`, an emulated bay sensor)
+starts one at TxStartPoint ParkingBayOccupancy (EVDetected) and its departure
+(:meth:`Behaviour201.leave_bay`, EVDeparted) ends it at TxStopPoint ParkingBayOccupancy.
+Started carries the idToken (when there is one), the EVSE and the
 Transaction.Begin meter value; Updated every
 ``SampledDataCtrlr.TxUpdatedInterval`` (MeterValuePeriodic) and at
 ``AlignedDataCtrlr.Interval`` (MeterValueClock); Ended with ``stoppedReason`` and the
@@ -304,10 +307,17 @@ class Behaviour201(Diagnostics201):
         tx = port.tx
         if tx is not None:
             drawing = facts.ev_drawing and not facts.evse_suspended
-            return Conditions(plugged=facts.plugged, authorized=tx.authorized, energy=drawing)
+            return Conditions(
+                plugged=facts.plugged,
+                parked=facts.parked,
+                authorized=tx.authorized,
+                energy=drawing,
+            )
         authorized = port.token is not None and facts.authorized
         flows = authorized and facts.fault is None and self.ev_accepts(port)
-        return Conditions(plugged=facts.plugged, authorized=authorized, energy=flows)
+        return Conditions(
+            plugged=facts.plugged, parked=facts.parked, authorized=authorized, energy=flows
+        )
 
     @contextlib.contextmanager
     def _quietly(self, port: Port) -> Iterator[None]:
@@ -340,10 +350,10 @@ class Behaviour201(Diagnostics201):
         with_token: bool = False,
         reservation_id: int | None = None,
     ) -> None:
-        """After a cable or an authorization arrived: start a transaction if a start point
-        was reached (triggerReason per E01, ``cause`` for Authorized / PowerPathClosed), or
-        report it in the running one as Updated with ``update`` (default ``cause``) and the
-        ``reservation_id`` the authorization used."""
+        """After a cable, an authorization or an EV in the bay arrived: start a transaction if
+        a start point was reached (triggerReason per E01, ``cause`` for Authorized /
+        PowerPathClosed), or report it in the running one as Updated with ``update`` (default
+        ``cause``) and the ``reservation_id`` the authorization used."""
         tx = port.tx
         if tx is None:
             trigger = self.points.start_trigger(before, self.conditions(port), cause)
@@ -392,7 +402,9 @@ class Behaviour201(Diagnostics201):
         if tx is not None:
             before = self.conditions(port)
             authorized = tx.authorized and not self.stop_on_ev_disconnect()
-            after = Conditions(plugged=False, authorized=authorized, energy=False)
+            after = Conditions(
+                plugged=False, parked=before.parked, authorized=authorized, energy=False
+            )
             if self.points.ends(before, after):
                 await self.stop(port, StopCause.EV_DISCONNECTED, "EVCommunicationLost")
             else:
@@ -407,6 +419,53 @@ class Behaviour201(Diagnostics201):
                 return
         self._event(port, Event.UNPLUG)
         port.meter.battery = None
+        await self.st.save()
+
+    async def park(self, port_id: int) -> None:
+        """E01 S1: an EV detected in the parking bay (status rule 10: Occupied, or Reserved on
+        a reserved EVSE). TxStartPoint ParkingBayOccupancy starts the transaction (E01.FR.01,
+        Started with triggerReason EVDetected, OCTT TC_E_12_CS), before any cable or id token;
+        a running transaction gets an Updated EVDetected. With the default points (no
+        ParkingBayOccupancy) nothing starts: the EV waits for its cable and authorization."""
+        port = self.port(port_id)
+        if self.facts(port_id).parked:
+            raise ActionRefused(f"an EV is already in the parking bay of connector {port_id}")
+        self.advance(port)
+        before = self.conditions(port)
+        with self._quietly(port):
+            self._event(port, Event.BAY_OCCUPIED)
+        await self._settle(port, before, "EVDetected")
+
+    async def leave_bay(self, port_id: int) -> None:
+        """E06 S1: the EV leaves the parking bay (refused while its cable is plugged in). The
+        transaction ends when TxStopPoint has ParkingBayOccupancy (E06.FR.01) or nothing is
+        left to wait for (no cable, no authorization): Ended, triggerReason EVDeparted.
+        stoppedReason: ReasonEnumType has no EVDeparted; OCTT TC_E_19_CS wants Local, or
+        Remote when a RequestStopTransaction ended the authorization before (the cause the
+        authorization ended with, :attr:`Tx.deauthorized`). Else it goes on, Updated
+        EVDeparted (e.g. TxStartPoint Authorized, its id token waiting for the cable)."""
+        port = self.port(port_id)
+        facts = self.facts(port_id)
+        if not facts.parked:
+            raise ActionRefused(f"no EV is in the parking bay of connector {port_id}")
+        refusal = self.facts_refusal(port_id, Event.BAY_VACATED)
+        if refusal is not None:
+            raise ActionRefused(f"{Event.BAY_VACATED.name} refused: {refusal}")
+        self.advance(port)
+        tx = port.tx
+        if tx is not None:
+            before = self.conditions(port)
+            after = dataclasses.replace(before, parked=False)
+            if self.points.ends(before, after):
+                cause = StopCause[tx.deauthorized] if tx.deauthorized else StopCause.LOCAL
+                await self.stop(port, cause, "EVDeparted")
+            else:
+                with self._quietly(port):
+                    self._event(port, Event.BAY_VACATED)
+                await self._tx_event(v201.TransactionEventEnum.UPDATED, port, tx, "EVDeparted")
+                self.st.changed()
+                return
+        self._event(port, Event.BAY_VACATED)
         await self.st.save()
 
     async def token_accepted(
@@ -456,6 +515,7 @@ class Behaviour201(Diagnostics201):
             if self.facts(port.id).reserved:
                 self.handle(port.id, Event.RESERVATION_ENDED)
         tx.id_token, tx.token_type, tx.authorized = token, token_type, True
+        tx.deauthorized = None
         if remote:
             tx.remote_start_id, port.remote_start_id = port.remote_start_id, None
         cause = "RemoteStart" if remote else "Authorized"
@@ -476,6 +536,7 @@ class Behaviour201(Diagnostics201):
             await self.stop(port, cause, trigger)
             return
         tx.authorized = False
+        tx.deauthorized = cause.name
         self._power_path(port)
         await self._tx_event(
             v201.TransactionEventEnum.UPDATED,
@@ -632,7 +693,8 @@ class Behaviour201(Diagnostics201):
             trigger,
             meter_value=values,
             stopped=cause,
-            with_token=cause is StopCause.LOCAL,
+            # the idToken that ended it; an EV driving away (EVDeparted) presented none
+            with_token=cause is StopCause.LOCAL and trigger != "EVDeparted",
         )
         self.seq.forget(tx.key)
 

@@ -156,6 +156,34 @@ class Profile:
         every = _DAY if self.recurrency is Recurrency.DAILY else _WEEK
         return t - (t - self.start_schedule) % every
 
+    def boundaries(
+        self,
+        start: datetime.datetime,
+        end: datetime.datetime,
+        tx_start: datetime.datetime | None = None,
+    ) -> set[datetime.datetime]:
+        """The moments in ``(start, end)`` at which :meth:`period_at` may change: validFrom,
+        validTo, and each schedule's period starts and end (every recurrence of a Recurring
+        one). Between two of them the profile's period is constant, which is what makes a
+        composite schedule exact rather than sampled."""
+        moments = {m for m in (self.valid_from, self.valid_to) if m is not None}
+        if self.kind is Kind.RECURRING:
+            every = _DAY if self.recurrency is Recurrency.DAILY else _WEEK
+            first = self.schedule_start(start, tx_start)
+            assert first is not None  # Recurring always has a start
+            starts = []
+            while first < end:
+                starts.append(first)
+                first += every
+        else:
+            only = self.schedule_start(start, tx_start)
+            starts = [] if only is None else [only]
+        for schedule in starts:
+            moments.update(schedule + datetime.timedelta(seconds=p.start) for p in self.periods)
+            if self.duration is not None:
+                moments.add(schedule + datetime.timedelta(seconds=self.duration))
+        return {m for m in moments if start < m < end}
+
     def period_at(
         self, t: datetime.datetime, tx_start: datetime.datetime | None = None
     ) -> Period | None:
@@ -306,6 +334,19 @@ class ProfileSet:
             amps=watts / (voltage * phases),
             profile_ids=tuple(pr.id for pr, _ in winners),
         )
+
+    def boundaries(
+        self,
+        start: datetime.datetime,
+        end: datetime.datetime,
+        tx_start: datetime.datetime | None = None,
+    ) -> list[datetime.datetime]:
+        """The moments in ``(start, end)``, in order, at which the limit may change (the union
+        of every profile's :meth:`Profile.boundaries`)."""
+        moments: set[datetime.datetime] = set()
+        for profile in self._profiles.values():
+            moments |= profile.boundaries(start, end, tx_start)
+        return sorted(moments)
 
     def limit_w(
         self,

@@ -873,6 +873,16 @@ class Station:
     async def unplug(self, connector: int = 1) -> None:
         await self.behaviour.unplug(connector)
 
+    async def park(self, connector: int = 1) -> None:
+        """An EV drives into the parking bay of ``connector`` (an emulated bay sensor): 1.6
+        Preparing; 2.0.1 Occupied, and a transaction at TxStartPoint ParkingBayOccupancy."""
+        await self.behaviour.park(connector)
+
+    async def leave_bay(self, connector: int = 1) -> None:
+        """The EV leaves the bay (unplug first): 2.0.1 ends the transaction at TxStopPoint
+        ParkingBayOccupancy (EVDeparted)."""
+        await self.behaviour.leave_bay(connector)
+
     async def present_token(self, id_token: str, connector: int = 1) -> str:
         return await self.behaviour.present_token(id_token, connector)
 
@@ -965,6 +975,7 @@ class Station:
                     "id": port.id,
                     "status": str(behaviour.status_of(port.id)),
                     "plugged": facts.plugged,
+                    "parked": facts.parked,
                     "fault": facts.fault,
                     "transaction": None
                     if tx is None

@@ -10,9 +10,12 @@ Theory of operation
 Each point is a condition on one EVSE (:class:`Conditions`):
 
 ======================  =====================================================================
-ParkingBayOccupancy     an EV is in the bay; the emulator has no bay sensor, so the EV is
-                        there while its cable is plugged in
-EVConnected             the cable is plugged in
+ParkingBayOccupancy     an EV is in the bay: the bay sensor detects one (``parked``, fed by
+                        the emulated driver's ``park`` / ``leave_bay``), or its cable is
+                        plugged in (a station without a sensor still sees the EV that is
+                        connected to it)
+EVConnected             the cable is plugged in (only the cable: an EV parked in the bay
+                        is not connected yet)
 Authorized              an id token is accepted (and not yet ended: same token again,
                         RequestStopTransaction, an invalid idTokenInfo, EVConnectionTimeOut)
 PowerPathClosed         cable and authorization both there: the EVSE closes its contactor
@@ -29,9 +32,18 @@ EnergyTransfer          energy flows (the EV draws, the EVSE offers)
 * **Stop**: the transaction ends when the *first* configured stop-point condition that held
   is no longer true (E06.FR.01 ... FR.07 / E06 S1-S6). DataSigned is no stop point (errata
   2025-02 removed E06.FR.05: a signing meter does not "stop signing"), so it is ignored
-  there. A transaction with neither a cable nor an authorization left has nothing to wait
-  for and ends too (e.g. TxStopPoint=Authorized, started by a cable that was never
-  authorized, then unplugged).
+  there. A transaction with neither a cable, an authorization nor an EV in the bay left has
+  nothing to wait for and ends too (e.g. TxStopPoint=Authorized, started by a cable that
+  was never authorized, then unplugged); while the EV is still in the bay it may plug in
+  again, so the transaction waits for it to leave.
+
+Why ParkingBayOccupancy holds on the cable too: the 2.0.1 value means "an object, probably an
+EV, is detected in the parking/charging bay" (TxStartPointValues), and an EV whose cable is
+plugged in is in the bay whether or not a sensor says so; EVConnected is the cable connected
+between EV and EVSE, which a parked EV is not yet. So on a station with a sensor the
+EV driving in starts the transaction (E01 S1, E01.FR.01, triggerReason EVDetected: OCTT
+TC_E_12_CS) before the cable, and the EV driving out ends it (E06 S1, E06.FR.01: OCTT
+TC_E_19_CS, triggerReason EVDeparted); without one, the cable stands for both.
 """
 
 from __future__ import annotations
@@ -70,12 +82,16 @@ class Conditions:
     """What holds on one EVSE, as far as transaction points are concerned."""
 
     plugged: bool = False
+    parked: bool = False
+    """A bay sensor detects an EV in the parking bay (:attr:`.status.Facts.parked`)."""
     authorized: bool = False
     energy: bool = False
     """Energy flows, or would the moment a transaction allows it (before one starts)."""
 
     def holds(self, point: Point) -> bool:
-        if point in (Point.PARKING_BAY_OCCUPANCY, Point.EV_CONNECTED):
+        if point is Point.PARKING_BAY_OCCUPANCY:
+            return self.parked or self.plugged
+        if point is Point.EV_CONNECTED:
             return self.plugged
         if point is Point.AUTHORIZED:
             return self.authorized
@@ -118,7 +134,7 @@ class TxPoints:
 
     def ends(self, before: Conditions, after: Conditions) -> bool:
         """Whether the running transaction ends when ``before`` becomes ``after``."""
-        if not after.plugged and not after.authorized:
+        if not (after.plugged or after.authorized or after.parked):
             return True
         return any(
             point is not Point.DATA_SIGNED and before.holds(point) and not after.holds(point)

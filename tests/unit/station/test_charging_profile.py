@@ -8,7 +8,9 @@ Profiles are built from wire JSON through ``validate_payload``, as the station w
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import itertools
 import json
 from typing import Any
 
@@ -24,6 +26,7 @@ from ocppkit.station.charging_profile import (
     Profile,
     ProfileSet,
     Purpose,
+    Recurrency,
     Unit,
     from_v16,
     from_v201,
@@ -322,3 +325,68 @@ def test_limit_never_exceeds_any_station_max_property(
     assert result == min(p.periods[0].limit for p in prevailing)
     for p in prevailing:
         assert result <= p.periods[0].limit
+
+
+_PROFILE = st.builds(
+    lambda kind, purpose, level, starts, limits, offset, duration, valid, recurrency: Profile(
+        id=0,  # set by the test
+        stack_level=level,
+        purpose=purpose,
+        kind=kind,
+        unit=Unit.W,
+        periods=tuple(Period(s, lim) for s, lim in zip(sorted(set(starts)), limits, strict=False)),
+        recurrency=recurrency if kind is Kind.RECURRING else None,
+        start_schedule=None if kind is Kind.RELATIVE else T0 + offset * MIN,
+        duration=duration,
+        valid_from=None if valid is None else T0 + valid[0] * MIN,
+        valid_to=None if valid is None else T0 + (valid[0] + valid[1]) * MIN,
+    ),
+    kind=st.sampled_from([Kind.ABSOLUTE, Kind.RELATIVE, Kind.RECURRING]),
+    purpose=st.sampled_from([Purpose.TX_DEFAULT, Purpose.STATION_MAX, Purpose.TX]),
+    level=st.integers(0, 3),
+    starts=st.lists(st.integers(0, 3 * 86400), min_size=1, max_size=5).map(lambda s: [0, *s]),
+    limits=st.lists(st.integers(0, 50_000).map(float), min_size=6, max_size=6),
+    offset=st.integers(-3000, 3000),
+    duration=st.none() | st.integers(1, 4 * 86400),
+    valid=st.none() | st.tuples(st.integers(-3000, 3000), st.integers(1, 6000)),
+    recurrency=st.sampled_from([Recurrency.DAILY, Recurrency.WEEKLY]),
+)
+
+
+@given(
+    profiles=st.lists(_PROFILE, min_size=1, max_size=4),
+    start_minutes=st.integers(-1000, 5000),
+    hours=st.integers(1, 96),
+    probes=st.lists(st.floats(0.001, 0.999), min_size=1, max_size=3),
+)
+def test_limit_is_constant_between_boundaries_k08_property(
+    profiles: list[Profile], start_minutes: int, hours: int, probes: list[float]
+) -> None:
+    """GetCompositeSchedule (1.6 §5.7, 2.0.1 K08) reports the limit as periods; it is exact
+    when no change of the limit falls between two reported moments. ProfileSet.boundaries
+    lists every moment a profile's period may change, so between two consecutive ones (and
+    the window's ends) the limit, probed anywhere, is the limit at the first."""
+    ps = ProfileSet()
+    for i, profile in enumerate(profiles):
+        ps.install(dataclasses.replace(profile, id=i + 1))
+    start = T0 + start_minutes * MIN
+    end = start + datetime.timedelta(hours=hours)
+    tx_start = T0 + 7 * MIN
+    kw: dict[str, Any] = {"tx_start": tx_start, "transaction_id": None}
+    moments = [start, *ps.boundaries(start, end, tx_start), end]
+    assert moments == sorted(moments) and len(set(moments)) == len(moments)
+    for left, right in itertools.pairwise(moments):
+        expected = limit(ps, left, **kw)
+        for probe in probes:
+            assert limit(ps, left + (right - left) * probe, **kw) == expected
+
+
+def test_boundaries_of_a_short_period_inside_a_long_window_k08() -> None:
+    """A 10 s dip in a day: sampling on a 288-point grid (every 300 s) would miss it."""
+    ps = ProfileSet(
+        [profile16(1, "TxDefaultProfile", [(0, 11000.0), (3600, 1000.0), (3610, 11000.0)])]
+    )
+    assert ps.boundaries(T0, T0 + datetime.timedelta(days=1)) == [
+        T0 + datetime.timedelta(seconds=3600),
+        T0 + datetime.timedelta(seconds=3610),
+    ]

@@ -79,3 +79,68 @@ def test_parse_skips_unknown_names_and_every_point_has_a_trigger_entry() -> None
     assert tx.start == frozenset({Point.EV_CONNECTED})
     assert tx.stop == frozenset({Point.AUTHORIZED})
     assert set(START_TRIGGER) == set(Point)
+
+
+PARKED = Conditions(parked=True)
+PARKED_CABLE = Conditions(parked=True, plugged=True)
+PARKED_TOKEN = Conditions(parked=True, authorized=True)
+PARKED_PATH = Conditions(parked=True, plugged=True, authorized=True)
+
+
+def test_parking_bay_occupancy_holds_for_a_parked_or_connected_ev_evconnected_only_cable() -> None:
+    """TxStartPointValues: ParkingBayOccupancy is an EV detected in the bay (a bay sensor, or
+    its cable plugged in: a connected EV is in the bay); EVConnected is the cable alone, which
+    a parked EV has not plugged in yet."""
+    assert PARKED.holds(Point.PARKING_BAY_OCCUPANCY)
+    assert CABLE.holds(Point.PARKING_BAY_OCCUPANCY)
+    assert not NOTHING.holds(Point.PARKING_BAY_OCCUPANCY)
+    assert not PARKED.holds(Point.EV_CONNECTED)
+    assert PARKED_CABLE.holds(Point.EV_CONNECTED)
+    assert not PARKED_TOKEN.holds(Point.POWER_PATH_CLOSED)  # no cable: the path stays open
+
+
+@pytest.mark.parametrize(
+    ("start", "before", "after", "cause", "trigger"),
+    [
+        # E01 S1 / E01.FR.01 (OCTT TC_E_12_CS): the EV drives in, Started EVDetected
+        ("ParkingBayOccupancy", NOTHING, PARKED, "EVDetected", "EVDetected"),
+        ("ParkingBayOccupancy,EVConnected", NOTHING, PARKED, "EVDetected", "EVDetected"),
+        # the EV already in the bay: the cable reaches EVConnected, not ParkingBayOccupancy
+        ("ParkingBayOccupancy", PARKED, PARKED_CABLE, "CablePluggedIn", None),
+        ("EVConnected", PARKED, PARKED_CABLE, "CablePluggedIn", "CablePluggedIn"),
+        # parking alone reaches no other point (the defaults start nothing)
+        ("PowerPathClosed", NOTHING, PARKED, "EVDetected", None),
+        ("EVConnected", NOTHING, PARKED, "EVDetected", None),
+        ("Authorized", NOTHING, PARKED, "EVDetected", None),
+        # an id token waiting with the EV in the bay: PowerPathClosed comes with the cable
+        ("PowerPathClosed", PARKED_TOKEN, PARKED_PATH, "CablePluggedIn", "CablePluggedIn"),
+    ],
+)
+def test_parking_start_points_e01_s1(
+    start: str, before: Conditions, after: Conditions, cause: str, trigger: str | None
+) -> None:
+    assert points(start).start_trigger(before, after, cause) == trigger
+
+
+@pytest.mark.parametrize(
+    ("stop", "before", "after", "ends"),
+    [
+        # E06 S1 / E06.FR.01 (OCTT TC_E_19_CS): the EV left the bay
+        ("ParkingBayOccupancy", PARKED, NOTHING, True),
+        ("ParkingBayOccupancy", PARKED_TOKEN, TOKEN, True),
+        # unplugged, the EV still in the bay: ParkingBayOccupancy still holds
+        ("ParkingBayOccupancy", PARKED_CABLE, PARKED, False),
+        ("EVConnected", PARKED_CABLE, PARKED, True),
+        # nothing to wait for once the EV left: no cable, no authorization, no EV in the bay
+        ("Authorized", PARKED, NOTHING, True),
+        ("EVConnected", PARKED, NOTHING, True),
+        # ... but an EV still in the bay may plug in again: the transaction waits for it
+        ("Authorized", PARKED_CABLE, PARKED, False),
+        # an authorization still there keeps it (TxStopPoint without ParkingBayOccupancy)
+        ("EVConnected,Authorized", PARKED_TOKEN, TOKEN, False),
+    ],
+)
+def test_parking_stop_points_e06_s1(
+    stop: str, before: Conditions, after: Conditions, ends: bool
+) -> None:
+    assert points("ParkingBayOccupancy", stop).ends(before, after) is ends
