@@ -282,19 +282,23 @@ async def running(
 
 @contextlib.asynccontextmanager
 async def with_their_csms(
-    store: StationStore, station_id: str, ocpp_version: str, *, statuses: int
+    store: StationStore, station_id: str, ocpp_version: str, *, statuses: int, **config: Any
 ) -> AsyncIterator[tuple[Station, Recorder, Any]]:
     """Their CSMS, our station online (2 connectors, meter values every second, quick
-    firmware steps) and its first ``statuses`` StatusNotifications received: (station,
-    recorder, their ChargePoint for calls)."""
+    firmware steps, unless ``config`` says otherwise) and its first ``statuses``
+    StatusNotifications received: (station, recorder, their ChargePoint for calls)."""
     async with their_csms() as (port, rec):
+        settings: dict[str, Any] = {
+            "meter_values_interval": 1,
+            "connectors": 2,
+            "firmware_step_seconds": 0.1,
+            **config,
+        }
         cfg = StationConfig(
             station_id=station_id,
             csms_url=f"ws://127.0.0.1:{port}/ocpp",
             ocpp_version=ocpp_version,
-            meter_values_interval=1,
-            connectors=2,
-            firmware_step_seconds=0.1,
+            **settings,
         )
         async with running(cfg, store) as station:
             await online(station)

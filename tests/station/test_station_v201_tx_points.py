@@ -17,9 +17,9 @@ import pytest
 from ocpp.v201 import call as c201
 
 from ocppkit.station.behaviour import ActionRefused
-from ocppkit.station.station import Station, StationConfig
+from ocppkit.station.station import Station
 from ocppkit.station.store import StationStore
-from tests.station.peers import Recorder, drained, online, running, their_csms
+from tests.station.peers import Recorder, drained, with_their_csms
 
 SID = "EMU201-TXP"
 TOKEN = {"id_token": "RFID-TX", "type": "ISO14443"}
@@ -30,19 +30,10 @@ Peer = tuple[Station, Recorder, Any]
 @pytest.fixture
 async def peer(store: StationStore) -> AsyncIterator[Peer]:
     """Two EVSEs, no sampled or aligned meter values, online with both statuses sent."""
-    async with their_csms() as (port, rec):
-        cfg = StationConfig(
-            station_id=SID,
-            csms_url=f"ws://127.0.0.1:{port}/ocpp",
-            ocpp_version="2.0.1",
-            connectors=2,
-            meter_values_interval=0,
-            clock_aligned_interval=0,
-        )
-        async with running(cfg, store) as station:
-            await online(station)
-            await rec.wait_count("StatusNotification", 2)
-            yield station, rec, rec.points[SID]
+    async with with_their_csms(
+        store, SID, "2.0.1", statuses=2, meter_values_interval=0, clock_aligned_interval=0
+    ) as station_peer:
+        yield station_peer
 
 
 async def set_variables(point: Any, values: dict[tuple[str, str], str]) -> list[str]:

@@ -15,12 +15,13 @@ numbering follows the scheme documented there (1.6 connectorId N -> evse N, conn
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NotRequired, TypedDict, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, delete, func, select, update
+from sqlalchemy import CursorResult, Dialect, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -696,34 +697,18 @@ async def _executemany(
     """
     connection = await session.connection()
     dialect = connection.dialect
-    processors = [
-        (index, processor)
-        for index, name in enumerate(columns)
-        if (processor := table.c[name].type.bind_processor(dialect)) is not None
-    ]
-
-    def processed(row: Sequence[Any]) -> tuple[Any, ...]:
-        values = list(row)
-        for index, processor in processors:
-            values[index] = processor(values[index])
-        return tuple(values)
-
-    parameters = [processed(row) for row in rows] if processors else [tuple(r) for r in rows]
-    # Numbered placeholders (SQLite ?NNN, PostgreSQL $N), so an expression may use a column's
-    # value twice.
-    if dialect.paramstyle == "qmark":
-        marks = {name: f"?{number}" for number, name in enumerate(columns, 1)}
-    elif dialect.paramstyle == "numeric_dollar":
-        marks = {name: f"${number}" for number, name in enumerate(columns, 1)}
-    else:  # pragma: no cover - only SQLite and PostgreSQL drivers are supported
-        raise NotImplementedError(f"driver paramstyle {dialect.paramstyle}")
-    placeholders = ", ".join(
-        expressions[name].format_map(marks) if name in expressions else marks[name]
-        for name in columns
+    sql, processors = _insert_statement(
+        dialect, table, tuple(columns), tuple(on_conflict_do_nothing), tuple(expressions.items())
     )
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})"
-    if on_conflict_do_nothing:
-        sql += f" ON CONFLICT ({', '.join(on_conflict_do_nothing)}) DO NOTHING"
+    if processors:
+        parameters = []
+        for row in rows:
+            values = list(row)
+            for index, processor in processors:
+                values[index] = processor(values[index])
+            parameters.append(tuple(values))
+    else:
+        parameters = [tuple(row) for row in rows]
     if dialect.name != "sqlite":
         await connection.exec_driver_sql(sql, parameters)
         return
@@ -737,6 +722,39 @@ async def _executemany(
         await raw.driver_connection.executemany(sql, parameters)  # type: ignore[union-attr]
     except sqlite3.Error as exc:
         raise DBAPIError.instance(sql, parameters, exc, sqlite3.Error) from exc
+
+
+@functools.lru_cache(maxsize=64)  # a few statement shapes per engine
+def _insert_statement(
+    dialect: Dialect,
+    table: Table,
+    columns: tuple[str, ...],
+    on_conflict_do_nothing: tuple[str, ...],
+    expressions: tuple[tuple[str, str], ...],
+) -> tuple[str, list[tuple[int, Any]]]:
+    """The SQL of :func:`_executemany` and the bind processors of its columns (by position),
+    made once per statement shape: building them cost a lone commit about 0.05 ms."""
+    processors = [
+        (index, processor)
+        for index, name in enumerate(columns)
+        if (processor := table.c[name].type.bind_processor(dialect)) is not None
+    ]
+    # Numbered placeholders (SQLite ?NNN, PostgreSQL $N), so an expression may use a column's
+    # value twice.
+    if dialect.paramstyle == "qmark":
+        marks = {name: f"?{number}" for number, name in enumerate(columns, 1)}
+    elif dialect.paramstyle == "numeric_dollar":
+        marks = {name: f"${number}" for number, name in enumerate(columns, 1)}
+    else:  # pragma: no cover - only SQLite and PostgreSQL drivers are supported
+        raise NotImplementedError(f"driver paramstyle {dialect.paramstyle}")
+    by_column = dict(expressions)
+    placeholders = ", ".join(
+        by_column[name].format_map(marks) if name in by_column else marks[name] for name in columns
+    )
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})"
+    if on_conflict_do_nothing:
+        sql += f" ON CONFLICT ({', '.join(on_conflict_do_nothing)}) DO NOTHING"
+    return sql, processors
 
 
 async def prune_message_log(session: AsyncSession, *, retention: timedelta, now: datetime) -> int:
