@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DatabaseError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ocppkit.storage import Database, repositories
@@ -144,3 +145,41 @@ async def test_rows_of_many_callers_go_in_one_write_and_a_bad_one_fails_alone(
     async with db.session() as session:
         stored = await session.scalar(select(func.count()).select_from(MeterValue))
     assert stored == 52
+
+
+async def test_a_batch_that_fails_for_good_fails_its_callers_and_the_next_one_works(
+    tmp_path: Path,
+) -> None:
+    """E8 / "never a success without a commit", and nobody left waiting: an error that is
+    neither a unit's own nor transient (here the database file is not a database at all)
+    reaches every caller of the batch, and the committer goes on with the next batch once
+    the database is sound. It used to end the worker with the callers still waiting."""
+    path = tmp_path / "broken.sqlite3"
+    _write(path, b"this is not a database" * 100)
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    committer = GroupCommitter(db)
+    try:
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                committer.run(_register("CP-1")),
+                committer.run(_register("CP-2")),
+                return_exceptions=True,
+            ),
+            10,
+        )
+        assert all(isinstance(r, DatabaseError) for r in results), results
+        _unlink(path)
+        await db.migrate()
+        assert await asyncio.wait_for(committer.run(_register("CP-3")), 10) == "CP-3"
+        assert await _count_stations(db) == 1
+    finally:
+        await committer.close()
+        await db.close()
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+
+
+def _unlink(path: Path) -> None:
+    path.unlink()

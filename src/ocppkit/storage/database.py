@@ -18,6 +18,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -79,9 +80,12 @@ def _sqlite_on_begin(connection: Connection) -> None:
     statement = "BEGIN IMMEDIATE" if immediate else "BEGIN"
     # On aiosqlite's connection itself: one hop to its thread where exec_driver_sql takes
     # three (cursor, execute, close); every transaction begins here.
-    connection.connection.dbapi_connection.run_async(  # type: ignore[union-attr]
-        lambda driver: driver.execute(statement)
-    )
+    try:
+        connection.connection.dbapi_connection.run_async(  # type: ignore[union-attr]
+            lambda driver: driver.execute(statement)
+        )
+    except sqlite3.Error as exc:  # as SQLAlchemy would raise it ("database is locked": retried)
+        raise DBAPIError.instance(statement, (), exc, sqlite3.Error) from exc
 
 
 def _checkpoint(path: str) -> None:

@@ -184,7 +184,14 @@ class GroupCommitter:
                 results = await self._attempt(batch)
             except Exception as exc:
                 if not _transient(exc):
-                    raise
+                    # Not a unit's own error (those are handled inside the attempt) nor a
+                    # transient one: fail this batch's callers rather than leave them waiting
+                    # on a worker that died; the next unit starts a new worker.
+                    _log.exception("group commit failed", units=len(batch))
+                    for pending in batch:
+                        if not pending.future.done():
+                            pending.future.set_exception(exc)
+                    return
                 if attempt < self.retries:
                     _log.warning("group commit failed; retrying", error=str(exc).splitlines()[0])
                     await asyncio.sleep(delay)
