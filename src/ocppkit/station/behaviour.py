@@ -1190,7 +1190,10 @@ class Behaviour(abc.ABC):
         (A02.FR.06, :meth:`.certificates.CertificateStore.accept_signed`); else the
         certificate is discarded, a security event raised (A02.FR.07; 1.6
         InvalidChargePointCertificate, 2.0.1 InvalidChargingStationCertificate) and the
-        answer is Rejected. The event is committed to the queue before the answer."""
+        answer is Rejected. The event is committed to the queue before the answer. An
+        accepted charging-station certificate is switched to by reconnecting the TLS
+        connection (A02.FR.08 / A03.FR.08, errata 2025-01:
+        :meth:`.station.Station.switch_client_certificate`)."""
         anchors = self.certificate_anchors.get(use, ())
         try:
             self.certs.accept_signed(chain, self.st.now(), anchors=anchors, use=use)
@@ -1202,6 +1205,8 @@ class Behaviour(abc.ABC):
             flow.cancel()
         await self.st.save()
         self.st.wake_timer()  # the renewal time (A03) follows the new certificate
+        if use == CS_USE:  # A02.FR.08 / A03.FR.08: reconnect with it (after this answer)
+            self.st.switch_client_certificate()
         return {"status": "Accepted"}
 
     def certificate_store_max(self) -> int | None:
@@ -1241,8 +1246,10 @@ class Behaviour(abc.ABC):
 
     def confirm_root_certificates(self) -> None:
         """M05.FR.12: connected (and booted) after a CSMS root was replaced: the fallback
-        root goes. (The emulator's TLS trusts ``StationConfig.ca_file``, not these roots, so
-        any accepted connection counts as one with the new root.)"""
+        root goes. Known gap: the TLS context trusts the new and the fallback root together
+        (:meth:`.station.Station._ssl`), so a connection the old root alone verified also
+        counts, and the next connection then fails; M05.FR.12 asks for the new root to have
+        verified the server first."""
         if self.certs.drop_fallbacks():
             self.certificates_changed()
             self.st.spawn(self.st.save())

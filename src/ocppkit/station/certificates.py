@@ -45,6 +45,10 @@ certificate must chain to one of those; a V2G certificate to a ``V2GRootCertific
 Manufacturer roots verify firmware signatures and never anchor the station's own
 certificate (:data:`ANCHORS_V16`, :data:`ANCHORS_V201`).
 
+The runtime (:mod:`.station`) builds its TLS client context from this store: it trusts
+:meth:`CertificateStore.trusted_pem` (plus ``StationConfig.ca_file``) and presents
+:attr:`CertificateStore.own_chain` with :attr:`CertificateStore.own_key` when it has them.
+
 Pure: no I/O, no clock reads (the caller passes ``now``); persisted with the station state
 through :meth:`CertificateStore.to_dict` / :meth:`CertificateStore.from_dict`.
 """
@@ -425,6 +429,14 @@ class CertificateStore:
             if cert_types is None or t in cert_types
             for pem in pems
         ]
+
+    def trusted_pem(self, cert_types: Sequence[str] = CSMS_ROOT_TYPES) -> str:
+        """The installed roots of ``cert_types`` as one PEM text ("" when none): what the
+        station's TLS client trusts for the CSMS's server certificate (M05; 1.6 whitepaper
+        InstallCertificate). A fallback root kept by ``AdditionalRootCertificateCheck`` is
+        installed, so it is included: a server certificate the new root does not verify is
+        then tried against the old one (M05.FR.13)."""
+        return "".join(p for t in cert_types for p in self.roots.get(t, []))
 
     def anchors(self, cert_types: Sequence[str]) -> list[x509.Certificate]:
         """The installed roots of ``cert_types``, parsed."""

@@ -12,13 +12,15 @@ Theory of operation
 is ended with reason PowerLoss, :meth:`.behaviour.Behaviour.recover`) and then loops:
 
 1. **connect** to ``csms_url + "/" + station_id`` offering the configured version (Basic
-   auth header for profiles 1-2, TLS context for ``wss://``, client certificate for 3);
+   auth header for profiles 1-2, TLS context for ``wss://``, client certificate for 3; the
+   TLS context comes from the certificate store, :meth:`Station._ssl`);
    a 2.0.1 station dials the network profile slots of ``NetworkConfigurationPriority``
    instead, switching slots after ``NetworkProfileConnectionAttempts`` failed attempts
    (B10, :mod:`.network_profiles`; the configured URL is slot 0's);
    a failed attempt or a lost connection waits :class:`~.backoff.Backoff` (2.0.1 Part 4
    §5.3: minimum x 2^n + U(0, range)) before the next one, a reboot (Reset, firmware) does
-   not wait;
+   not wait, nor does the switch to a new station certificate (A02.FR.08 / A03.FR.08,
+   :meth:`Station.switch_client_certificate`);
 2. **boot**: BootNotification until Accepted; Pending/Rejected retry after the interval
    given (only CSMS-triggered messages go out meanwhile, B02/B03); every connection boots,
    because CSMSs (ours too) only accept CALLs on a connection that booted;
@@ -48,7 +50,9 @@ import base64
 import contextlib
 import datetime
 import itertools
+import os
 import random
+import tempfile
 import time
 import urllib.parse
 from collections import deque
@@ -184,6 +188,15 @@ class StationConfig:
         return Endpoint(slot=0, csms_url=self.csms_url, security_profile=self.security_profile)
 
 
+def _private_file(folder: str, name: str, text: str) -> str:
+    """Write ``text`` to a new file ``name`` in ``folder``, readable by this user only."""
+    path = os.path.join(folder, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return path
+
+
 class StationObserver(Protocol):
     """Optional callbacks (the fleet's statistics); implement any subset."""
 
@@ -241,6 +254,10 @@ class Station:
         self._link = "disconnected"
         self._stopping = False
         self._reboot: str | None = None
+        self._reconnect_now = False
+        """The connection was closed to switch certificates: connect again at once."""
+        self._session_endpoint: Endpoint | None = None
+        """Where the current connection goes (None: not connected)."""
         self._boot_reason = "PowerUp"
         self._boot_now = asyncio.Event()
         self._timer_wake = asyncio.Event()
@@ -470,15 +487,18 @@ class Station:
             first = True
             while not self._stopping:
                 if not first:
-                    if self._reboot is None:
+                    if self._reboot is not None:
+                        self._boot_reason = self._reboot
+                        self._reboot = None
+                        self._plan_network()  # B10.FR.04: after a reboot, the first entry
+                    elif self._reconnect_now:  # not a loss: the same slot, no back-off
+                        self.log.info("reconnecting with the new station certificate")
+                    else:
                         self._backoff.settings = self._backoff_settings()  # may have changed
                         delay = self._backoff.next_delay()
                         self.log.info("reconnecting", delay=round(delay, 3))
                         await self._interruptible_sleep(delay)
-                    else:
-                        self._boot_reason = self._reboot
-                        self._reboot = None
-                        self._plan_network()  # B10.FR.04: after a reboot, the first entry
+                    self._reconnect_now = False
                     if self._stopping:
                         break
                 first = False
@@ -537,13 +557,60 @@ class Station:
             self.log.info("switching network profile", slot=endpoint.slot, to=failover.slot)
 
     def _ssl(self, endpoint: Endpoint) -> Any:
+        """The TLS client context for ``endpoint`` (None for ``ws://``), made afresh for each
+        attempt from the certificate store, so what the CSMS installed is what is used:
+
+        * trust: ``StationConfig.ca_file`` plus every installed CSMS root (2.0.1
+          CSMSRootCertificate, 1.6 CentralSystemRootCertificate; M05: the root installed is
+          the one the station verifies the CSMS's server certificate with), a fallback root
+          included (M05.FR.13); with neither, the system's trust store;
+        * client certificate: the store's charging-station certificate chain and key (A02 /
+          A03, installed by CertificateSigned), else ``client_cert`` / ``client_key``.
+
+        ``ssl`` loads a certificate chain and key from files only: they are written, mode
+        0600, into a private temporary directory (mode 0700) and removed as soon as the
+        context holds them. The key is never logged."""
         if not endpoint.csms_url.startswith("wss"):
             return None
         from ocppkit.transport.tls import client_context
 
-        return client_context(
-            self.config.ca_file, certfile=self.config.client_cert, keyfile=self.config.client_key
-        )
+        certs = self.behaviour.certs
+        roots = certs.trusted_pem() or None
+        chain, key = certs.own_chain, certs.own_key
+        if not (chain and key):
+            return client_context(
+                self.config.ca_file,
+                cadata=roots,
+                certfile=self.config.client_cert,
+                keyfile=self.config.client_key,
+            )
+        with tempfile.TemporaryDirectory(prefix="ocppkit-tls-") as folder:
+            chain_file = _private_file(folder, "chain.pem", "".join(chain))
+            key_file = _private_file(folder, "key.pem", key)
+            return client_context(
+                self.config.ca_file, cadata=roots, certfile=chain_file, keyfile=key_file
+            )
+
+    def switch_client_certificate(self) -> None:
+        """A02.FR.08 / A03.FR.08 (2.0.1 errata 2025-01; 1.6 whitepaper TC_074_CS step 7): a
+        new charging-station certificate was accepted: close the connection (1000) once the
+        CertificateSigned answer is out, and connect again at once with the new certificate.
+
+        Only on a TLS (``wss://``, profile 2 or 3) connection: the FRs have no security
+        profile precondition, and on profile 2 the reconnect is harmless (the server does not
+        ask for the certificate); on ``ws://`` there is no TLS connection to switch. The
+        reconnect is not a failed attempt (the connection was up: no back-off, no
+        network-profile fail-over count, B10.FR.03)."""
+        conn, endpoint = self.connection, self._session_endpoint
+        if conn is None or endpoint is None or not endpoint.csms_url.startswith("wss"):
+            return
+        self.spawn(self._close_for_certificate(conn))
+
+    async def _close_for_certificate(self, conn: Connection) -> None:
+        await asyncio.sleep(0.05)  # the CertificateSigned answer goes out first
+        if self.connection is conn and not conn.closed and not self._stopping:
+            self._reconnect_now = True
+            await conn.close(1000, "new station certificate")
 
     def _headers(self, endpoint: Endpoint) -> dict[str, str]:
         password = self.behaviour.password()
@@ -577,6 +644,7 @@ class Station:
                 self._attempt_failed(endpoint)
         finally:
             self.connection = None
+            self._session_endpoint = None
             self.online = False
             self._fail_outbox()
             if not self._stopping:
@@ -592,6 +660,7 @@ class Station:
 
     async def _online_session(self, conn: Connection, endpoint: Endpoint) -> None:
         self.connection = conn
+        self._session_endpoint = endpoint
         conn.observer = self._on_frame
         self.connects += 1
         self._backoff.reset()

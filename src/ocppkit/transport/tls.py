@@ -15,7 +15,10 @@ absent, expired or foreign certificate ends the TLS handshake (A00.FR.403-407); 
 checks (CN, O) happen later, on the HTTP request (``ocppkit.csms.security``).
 
 The client context is what the station emulator (and the tests) use: server verification on
-by default, optional client certificate for profile 3.
+by default, optional client certificate for profile 3. Its trust anchors come from a file
+(``cafile``) and/or PEM text (``cadata``): the emulator adds the CSMS roots installed with
+InstallCertificate (2.0.1 M05, 1.6 whitepaper) as text, since they live in its state, not
+in files.
 """
 
 from __future__ import annotations
@@ -74,20 +77,31 @@ def server_context(
 def client_context(
     cafile: StrPath | None = None,
     *,
+    cadata: str | None = None,
     certfile: StrPath | None = None,
     keyfile: StrPath | None = None,
 ) -> ssl.SSLContext:
     """A station's context: verifies the CSMS certificate (host name included).
 
     Args:
-        cafile: PEM bundle of the CSMS's CA; None uses the system's trust store.
-        certfile, keyfile: the station's certificate and key, for profile 3.
+        cafile: PEM bundle of the CSMS's CA.
+        cadata: PEM text of more CA certificates to trust (one or more, concatenated).
+            With neither ``cafile`` nor ``cadata`` the system's trust store is used;
+            with either, only what they give.
+        certfile, keyfile: the station's certificate chain (leaf first) and key, for
+            profile 3.
+
+    Raises:
+        OSError, ssl.SSLError: a file is missing, or a certificate or key does not parse
+        or does not match.
     """
     context = _harden(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
-    if cafile is None:
+    if cafile is None and not cadata:
         context.load_default_certs(ssl.Purpose.SERVER_AUTH)
-    else:
+    if cafile is not None:
         context.load_verify_locations(cafile=cafile)
+    if cadata:
+        context.load_verify_locations(cadata=cadata)
     if certfile is not None:
         context.load_cert_chain(certfile, keyfile)
     return context
