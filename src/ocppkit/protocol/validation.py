@@ -12,11 +12,21 @@ Lenient mode (per :class:`Validator`, so per connection) accepts a declared set 
 when it fails with an error that a permitted relaxation covers is the payload decoded again
 into a relaxed variant of the type, and every relaxation used is counted on the validator
 and reported to the caller, never applied silently.
+
+Duplicate keys: msgspec, like most JSON parsers, keeps the last of two equal keys in one
+object, while the message log keeps the frame as sent: two readers of one frame would
+disagree (a parser differential, reliability.md §4 B7). RFC 8259 §4 leaves duplicate names'
+meaning undefined, so a payload that repeats a key within one object is not a usable PDU
+and is answered FormatViolation (1.6 FormationViolation). msgspec cannot report duplicates
+(msgspec issue #648), so a payload that passed the typed decode is scanned once more by the
+standard library's C scanner with a pair hook; a payload with fewer than two ``:`` cannot
+hold two keys and skips the scan (Heartbeat, most replies).
 """
 
 from __future__ import annotations
 
 import enum
+import json
 import re
 import types
 import typing
@@ -275,7 +285,7 @@ class Validator:
         relaxations = _STRICT
         while True:
             try:
-                return decoder.decode(payload), relaxations
+                decoded = decoder.decode(payload)
             except msgspec.ValidationError as exc:
                 message = str(exc)
                 needed = self._relaxation_for(message)
@@ -291,6 +301,15 @@ class Validator:
                     version=self.version,
                     action=action,
                 ) from None
+            else:
+                if has_duplicate_keys(payload):
+                    raise PayloadError(
+                        ErrorCode.FORMAT_VIOLATION,
+                        f"{action}: a JSON object repeats a key",
+                        version=self.version,
+                        action=action,
+                    )
+                return decoded, relaxations
 
     def _strict_decoder(self, action: str, response: bool) -> Any:
         table = self._cache.strict_responses if response else self._cache.strict_requests
@@ -390,6 +409,37 @@ def _relaxed_struct(
         omit_defaults=config.omit_defaults,
         kw_only=True,
     )
+
+
+class _DuplicateKeyError(ValueError):
+    """Raised from inside the standard library's JSON scanner at the first repeated key."""
+
+
+def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _DuplicateKeyError
+    return obj
+
+
+#: parse_int=float: a huge integer (legal in customData) must not trip the scanner's
+#: int-digit limit; the value itself is not used.
+_pair_scanner: Final = json.JSONDecoder(object_pairs_hook=_object_without_repeats, parse_int=float)
+
+
+def has_duplicate_keys(payload: bytes | msgspec.Raw) -> bool:
+    """True when some JSON object in ``payload`` (valid JSON, already decoded once) repeats a
+    key, after escapes are resolved (``"a"`` and ``"\\u0061"`` are the same key)."""
+    data = bytes(payload)
+    if data.count(b":") < 2:
+        return False
+    try:
+        _pair_scanner.decode(data.decode("utf-8"))
+    except _DuplicateKeyError:
+        return True
+    except ValueError:  # cannot happen for a payload msgspec accepted; not this check's job
+        return False
+    return False
 
 
 def validate_payload(

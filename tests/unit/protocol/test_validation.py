@@ -326,3 +326,53 @@ def test_uri_format_error_is_short() -> None:
     assert info.value.description == (
         "GetDiagnostics: Expected `str` matching the property's pattern at $.location"
     )
+
+
+def _meter_values(version: str, sampled: str, head: str = "") -> bytes:
+    """A valid MeterValues of ``version`` with one meterValue holding ``sampled``."""
+    where = '"connectorId":1' if version == "1.6" else '"evseId":1'
+    reading = f'{{"timestamp":"2026-01-01T00:00:00Z","sampledValue":[{sampled}]}}'
+    return ("{" + f'{head}{where},"meterValue":[{reading}]' + "}").encode()
+
+
+@pytest.mark.parametrize(
+    ("version", "code", "value"),
+    [("1.6", "FormationViolation", '"1"'), ("2.0.1", "FormatViolation", "1")],
+)
+@pytest.mark.parametrize(
+    "shape", ["top level", "nested in an array", "same key spelt with an escape"]
+)
+def test_B7_repeated_key_is_a_format_violation(
+    version: str, code: str, value: str, shape: str
+) -> None:
+    """B7 (reliability.md §4): a key repeated within one object is not a usable PDU (RFC 8259
+    §4 leaves its meaning undefined; msgspec would keep the last value while the message log
+    keeps both). 1.6 keeps the spelling FormationViolation (errata 5.1)."""
+    one = f'{{"value":{value}}}'
+    payload = {
+        "top level": _meter_values(
+            version,
+            one,
+            head=f'"meterValue":[{{"timestamp":"2026-01-01T00:00:00Z","sampledValue":[{one}]}}],',
+        ),
+        "nested in an array": _meter_values(version, f'{{"value":{value},"value":{value}}}'),
+        "same key spelt with an escape": _meter_values(
+            version, f'{{"value":{value},"\\u0076alue":{value}}}'
+        ),
+    }[shape]
+    validate_payload(version, "MeterValues", _meter_values(version, one))  # the valid twin
+    with pytest.raises(PayloadError) as info:
+        validate_payload(version, "MeterValues", payload)
+    assert info.value.code == code
+    assert "repeats a key" in str(info.value)
+
+
+def test_B7_equal_keys_in_sibling_objects_are_not_repeats() -> None:
+    """Only a repeat within one object counts: every sampledValue has its own ``value``."""
+    payload = (
+        b'{"connectorId":1,"meterValue":[{"timestamp":"2026-01-01T00:00:00Z",'
+        b'"sampledValue":[{"value":"1"},{"value":"2"}]},'
+        b'{"timestamp":"2026-01-01T00:00:01Z","sampledValue":[{"value":"3"}]}]}'
+    )
+    message = validate_payload("1.6", "MeterValues", payload)
+    assert [s.value for mv in message.meter_value for s in mv.sampled_value] == ["1", "2", "3"]
