@@ -148,16 +148,7 @@ BAD_IDS = {
 }
 
 
-RAW_NON_ASCII = pytest.param(
-    "/ocpp/CP\xc3\xa9",
-    id="non-ASCII (raw utf-8 in the request line)",
-    marks=pytest.mark.xfail(
-        strict=True,
-        reason="python-websockets answers a request line that is not ASCII HTTP/1.1 with EOF "
-        "and no status (server.py parse: 'did not receive a valid HTTP request'); no 400. "
-        "Refused before the upgrade all the same; a 400 needs a websockets change",
-    ),
-)
+RAW_NON_ASCII = pytest.param("/ocpp/CP\xc3\xa9", id="non-ASCII (raw utf-8 in the request line)")
 
 
 @pytest.mark.parametrize(
@@ -177,6 +168,42 @@ async def test_A4_malformed_station_ids_refused_before_upgrade(
     await asyncio.sleep(0.6)  # one message-log flush
     assert_nothing_persisted(before, await row_counts(db_url))
     assert await query(db_url, "SELECT station_id FROM message_log") == []
+
+
+async def test_A4_non_ascii_request_line_sent_byte_by_byte_gets_400(running: RunningCsms) -> None:
+    """A4 with the raw UTF-8 id arriving one byte per TCP segment: the check follows the
+    request line across reads (RFC 9112 §3: an invalid request-line SHOULD get 400), and a
+    station with a valid id connects to the same server afterwards."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+    received = b""
+
+    async def read_all() -> None:
+        nonlocal received
+        with contextlib.suppress(ConnectionError):
+            while chunk := await reader.read(4096):
+                received += chunk
+
+    reading = asyncio.create_task(read_all())
+    try:
+        # Stop writing once the server has answered: bytes written after its close would
+        # draw a RST, and Linux drops unread data on a RST.
+        for byte in upgrade_request("/ocpp/CP\xc3\xa9"):
+            if received or reading.done():
+                break
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0.002)
+        async with asyncio.timeout(5):
+            await reading
+    finally:
+        reading.cancel()
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    response = received
+    assert response.startswith(b"HTTP/1.1 400 "), response[:80]
+    status, _ = await raw_handshake(running.port, upgrade_request("/ocpp/CP-AFTER-A4"))
+    assert status == 101
 
 
 def _rss_bytes() -> int:

@@ -12,6 +12,10 @@ header, peer IP, peer certificate under TLS) and answers None to go on or an HTT
 refuse. The hook is the application's policy; this module only carries the facts to it and
 the refusal back, so the transport stays free of CSMS rules. With ``ssl`` the TLS handshake
 (see :mod:`ocppkit.transport.tls`) is bounded by ``open_timeout`` too.
+
+A request line that is not ASCII (a raw UTF-8 station id, checklist A4) gets ``400 Bad
+Request`` (RFC 9112 §3: an invalid request-line SHOULD get 400) from
+:class:`_AsciiRequestLine`: python-websockets would only close the socket without a status.
 """
 
 from __future__ import annotations
@@ -208,8 +212,43 @@ async def serve(
         backlog=backlog,
         compression=compression,
         ssl=ssl,
+        create_connection=_AsciiRequestLine,
         **tls_options,
     )
+
+
+_BAD_REQUEST_LINE: Final = (
+    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 36\r\nConnection: close\r\n\r\nBad Request: request line not ASCII\n"
+)
+
+
+class _AsciiRequestLine(ServerConnection):
+    """A :class:`ServerConnection` that answers 400 to a request line with non-ASCII bytes.
+
+    Why a subclass: websockets' handshake parser turns any request line it cannot decode
+    into a bare EOF, with no hook before it. Only the bytes up to the first line feed are
+    looked at; once it has passed, the object becomes a plain :class:`ServerConnection`
+    again (``__class__`` swap), so no frame of an open connection pays for the check and
+    the connection carries no extra attribute.
+    """
+
+    def data_received(self, data: bytes) -> None:
+        line_end = data.find(b"\n")
+        line = data if line_end < 0 else data[:line_end]
+        if not line.isascii():
+            peer = self.transport.get_extra_info("peername")
+            _log.warning(
+                "connection refused: request line not ASCII",
+                remote_ip=str(peer[0]) if peer else "",
+                status=400,
+            )
+            self.transport.write(_BAD_REQUEST_LINE)
+            self.transport.close()
+            return
+        if line_end >= 0:
+            self.__class__ = ServerConnection  # type: ignore[assignment]
+        ServerConnection.data_received(self, data)
 
 
 async def run_connection(
