@@ -277,9 +277,12 @@ async def test_v16_m05_fr_08_13_additional_root_certificate_check(store: Station
     """AdditionalRootCertificateCheck true (the station's own, read-only setting): one
     CentralSystemRootCertificate plus a fallback (M05.FR.08). A new one not signed by the
     installed one is Rejected and nothing changes (M05.FR.10); one signed by it is Accepted and
-    the old one kept as the fallback (M05.FR.11) until the station connected again, here after
-    a Reset (M05.FR.12); the next one must be signed by the root it replaces (the new one), not
-    by the one before. ManufacturerRootCertificates are not restricted."""
+    the old one kept as the fallback (M05.FR.11). A reconnection over ws:// (here after a
+    Reset) verified no server certificate with the new root, so the fallback stays (M05.FR.12
+    asks for a connection using the new root; test_station_cert_fallback has the wss:// one
+    that removes it). The next one must be signed by the root it replaces (the new one), not
+    by the fallback, which it then replaces as the fallback. ManufacturerRootCertificates are
+    not restricted."""
     async with station_with(store, "EMU-ARCC16", "1.6") as (station, rec, point):
         behaviour: Any = station.behaviour
         blob = behaviour.config.to_dict()
@@ -324,14 +327,14 @@ async def test_v16_m05_fr_08_13_additional_root_certificate_check(store: Station
         await rec.wait_count("BootNotification", 2)
         await station.wait_for_state(lambda s: s["online"] and s["boots"] == 2, 10)
         point = rec.points["EMU-ARCC16"]
-        assert await installed16(point, csms) == [expected_hash(new, old)], "M05.FR.12"
-        assert station.state_blob()["model"]["certs"]["fallback"] == {}
+        assert await installed16(point, csms) == [expected_hash(old, old), expected_hash(new, old)]
+        assert station.state_blob()["model"]["certs"]["fallback"] == {csms: pem(old)}
 
         _, by_the_old = make_ca("CSMS Root 3", (old_key, old))
         stale = await call(
             point, c16.InstallCertificate(certificate_type=csms, certificate=pem(by_the_old))
         )
-        assert stale.status == "Rejected", "signed by a root no longer the installed one"
+        assert stale.status == "Rejected", "signed by the fallback, not the installed root"
         _, newest = make_ca("CSMS Root 3", (new_key, new))
         ok = await call(
             point, c16.InstallCertificate(certificate_type=csms, certificate=pem(newest))
@@ -341,6 +344,7 @@ async def test_v16_m05_fr_08_13_additional_root_certificate_check(store: Station
             expected_hash(new, old),
             expected_hash(newest, new),
         ]
+        assert station.state_blob()["model"]["certs"]["fallback"] == {csms: pem(new)}
 
 
 async def test_v201_m05_additional_root_certificate_check_with_certificate_entries(
@@ -348,7 +352,8 @@ async def test_v201_m05_additional_root_certificate_check_with_certificate_entri
 ) -> None:
     """2.0.1 SecurityCtrlr.AdditionalRootCertificateCheck true: a CSMSRootCertificate not
     signed by the installed one is Rejected; one signed by it is Accepted with the old one as
-    the fallback (CertificateEntries 2) until the next connection (Reset Immediate; then 1).
+    the fallback (CertificateEntries counts both). A reconnection over ws:// (Reset Immediate)
+    verified no server certificate with the new root: the fallback stays (M05.FR.12).
     V2GRootCertificates are not restricted."""
     async with station_with(store, "EMU-ARCC201", "2.0.1") as (station, rec, point):
         behaviour: Any = station.behaviour
@@ -384,10 +389,11 @@ async def test_v201_m05_additional_root_certificate_check_with_certificate_entri
         await rec.wait_count("BootNotification", 2)
         await station.wait_for_state(lambda s: s["online"] and s["boots"] == 2, 10)
         point = rec.points["EMU-ARCC201"]
-        assert await certificate_entries(point) == "3"
+        assert await certificate_entries(point) == "4"
         listed = await call(point, c201.GetInstalledCertificateIds(certificate_type=[csms]))
         assert [snake(i["certificate_hash_data"]) for i in listed.certificate_hash_data_chain] == [
-            expected_hash(new, old)
+            expected_hash(old, old),
+            expected_hash(new, old),
         ]
 
 

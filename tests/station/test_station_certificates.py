@@ -242,8 +242,12 @@ async def test_v16_get_log_and_signed_update_firmware_walk_their_statuses(
     peer16: tuple[Station, Recorder, Any],
 ) -> None:
     """Whitepaper "Get Security Log": Accepted + filename, LogStatusNotification Uploading,
-    Uploaded (requestId); "Secure Firmware Update": SignedFirmwareStatusNotification
-    Downloading, Downloaded, SignatureVerified, Installing, Installed, then a reboot;
+    Uploaded (requestId); "Secure Firmware Update" on a station that simulates downloads
+    (the default): a signing certificate that is not a certificate -> InvalidCertificate
+    (L01.FR.24) and InvalidFirmwareSigningCertificate (L01.FR.02); one issued by the
+    installed ManufacturerRootCertificate -> Accepted, SignedFirmwareStatusNotification
+    Downloading, Downloaded, Installing, Installed (no SignatureVerified: nothing was
+    downloaded to verify; see test_station_firmware for the real check), then a reboot;
     ExtendedTriggerMessage(LogStatusNotification) when idle: Idle."""
     _station, rec, point = peer16
     log = await call(
@@ -262,28 +266,36 @@ async def test_v16_get_log_and_signed_update_firmware_walk_their_statuses(
     assert trig.status == "Accepted"
     await rec.wait_count("LogStatusNotification", 3)
     assert rec.of("LogStatusNotification")[-1]["status"] == "Idle"
-    fw = await call(
-        point,
-        c16.SignedUpdateFirmware(
-            request_id=9,
+
+    def update(request_id: int, signing_certificate: str) -> Any:
+        return c16.SignedUpdateFirmware(
+            request_id=request_id,
             firmware={
                 "location": "https://example.com/fw.bin",
                 "retrieve_date_time": datetime.now(UTC).isoformat(),
-                "signing_certificate": "-----BEGIN CERTIFICATE-----",
+                "signing_certificate": signing_certificate,
                 "signature": "c2lnbmF0dXJl",
             },
+        )
+
+    junk = await call(point, update(8, "-----BEGIN CERTIFICATE-----"))
+    assert junk.status == "InvalidCertificate"
+    await rec.wait_count("SecurityEventNotification", 1)
+    assert rec.of("SecurityEventNotification")[0]["type"] == "InvalidFirmwareSigningCertificate"
+    root_key, root = make_ca("Manufacturer Root")
+    installed = await call(
+        point,
+        c16.InstallCertificate(
+            certificate_type="ManufacturerRootCertificate", certificate=pem(root)
         ),
     )
+    assert installed.status == "Accepted"
+    _, signer = make_ca("Firmware Signer", (root_key, root))
+    fw = await call(point, update(9, pem(signer)))
     assert fw.status == "Accepted"
-    await rec.wait_count("SignedFirmwareStatusNotification", 5)
+    await rec.wait_count("SignedFirmwareStatusNotification", 4)
     walked = rec.of("SignedFirmwareStatusNotification")
-    assert [k["status"] for k in walked] == [
-        "Downloading",
-        "Downloaded",
-        "SignatureVerified",
-        "Installing",
-        "Installed",
-    ]
+    assert [k["status"] for k in walked] == ["Downloading", "Downloaded", "Installing", "Installed"]
     assert {k["request_id"] for k in walked} == {9}
     await rec.wait_count("BootNotification", 2)
 

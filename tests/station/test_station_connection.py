@@ -122,11 +122,15 @@ async def test_basic_auth_header_for_security_profile_1(store: StationStore) -> 
 
 
 def test_profiles_2_and_3_need_wss_and_a_certificate() -> None:
-    """A00.FR.3xx: profile 2 and 3 run over TLS; profile 3 authenticates with a certificate."""
+    """A00.FR.3xx: profile 2 and 3 run over TLS; profile 3 authenticates with a certificate,
+    whose key must come with it (one in the certificate store will do: checked at start,
+    test_station_cert_fallback)."""
     with pytest.raises(ValueError, match="wss"):
         StationConfig(station_id="X", csms_url="ws://h/ocpp", security_profile=2)
-    with pytest.raises(ValueError, match="certificate"):
-        StationConfig(station_id="X", csms_url="wss://h/ocpp", security_profile=3)
+    with pytest.raises(ValueError, match="client_key"):
+        StationConfig(
+            station_id="X", csms_url="wss://h/ocpp", security_profile=3, client_cert="c.pem"
+        )
     ok = StationConfig(station_id="A B", csms_url="wss://h:1/ocpp/", security_profile=2)
     assert ok.url == "wss://h:1/ocpp/A%20B"
 

@@ -104,20 +104,24 @@ class Pki:
         return builder.sign(self.ca_key, hashes.SHA256()), key
 
 
-@pytest.fixture
-def pki(tmp_path: Path) -> Pki:
+def make_pki(folder: Path, name: str = "TLS store test CA", *, issuer: Pki | None = None) -> Pki:
+    """A CA in ``folder``: self-signed, or signed by ``issuer``'s CA (a new CSMS root signed
+    by the one it replaces, as ``AdditionalRootCertificateCheck`` asks, M05.FR.09)."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, CPO),
-            x509.NameAttribute(NameOID.COMMON_NAME, "TLS store test CA"),
+            x509.NameAttribute(NameOID.COMMON_NAME, name),
         ]
+    )
+    signer_key, issuer_name = (
+        (key, subject) if issuer is None else (issuer.ca_key, issuer.ca.subject)
     )
     now = datetime.now(UTC)
     ca = (
         x509.CertificateBuilder()
         .subject_name(subject)
-        .issuer_name(subject)
+        .issuer_name(issuer_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(days=1))
@@ -128,9 +132,14 @@ def pki(tmp_path: Path) -> Pki:
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .sign(key, hashes.SHA256())
+        .sign(signer_key, hashes.SHA256())
     )
-    return Pki(tmp_path, key, ca)
+    return Pki(folder, key, ca)
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return make_pki(tmp_path)
 
 
 async def profile3_csms(csms: Callable[..., Any], pki: Pki, station_id: str) -> RunningCsms:

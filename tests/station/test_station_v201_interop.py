@@ -218,7 +218,7 @@ async def test_reservation_h01_h02_and_expiry(peer: tuple[Station, Recorder, Any
     station, rec, point = peer
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     no_evse = await call(point, c201.ReserveNow(id=1, expiry_date_time=later, id_token=TOKEN))
-    assert no_evse.status == "Rejected"  # NonEvseSpecific is false
+    assert no_evse.status == "Accepted"  # NonEvseSpecific: an unspecified EVSE (H01 S1)
     reply = await call(
         point, c201.ReserveNow(id=2, expiry_date_time=later, id_token=TOKEN, evse_id=1)
     )

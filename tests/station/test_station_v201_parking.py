@@ -254,13 +254,14 @@ async def test_park_and_leave_bay_scenario_steps(store: StationStore) -> None:
 
 
 async def test_park_and_leave_from_the_console_and_the_http_api(peer: Peer) -> None:
-    """The console's ``park N`` / ``leave N`` and the control API's ``POST /park`` /
-    ``/leave`` (as ``plug`` / ``unplug``): a refused action is one error line, or 409 with
-    the reason."""
+    """The console's ``park N`` / ``leave_bay N`` and the control API's ``POST /park`` /
+    ``/leave_bay`` (as ``plug`` / ``unplug``; the scenario step has the same name): a refused
+    action is one error line, or 409 with the reason. The old name ``leave`` still works in
+    both, and only ``/leave_bay`` is in the OpenAPI schema."""
     station, rec, _ = peer
     lines: list[str] = []
     console = Console(station, lines.append)
-    for line in ("park 2", "park 2", "plug 2", "leave 2", "unplug 2", "leave 2", "leave 2"):
+    for line in ("park 2", "park 2", "plug 2", "leave_bay 2", "unplug 2", "leave_bay 2", "leave 2"):
         assert await console.execute(line)
     assert lines == [
         "parked",
@@ -280,10 +281,22 @@ async def test_park_and_leave_from_the_console_and_the_http_api(peer: Peer) -> N
             again = await client.post("/park", params={"connector": 1})
             assert again.status_code == 409
             assert "already in the parking bay" in again.json()["detail"]
-            left = await client.post("/leave", params={"connector": 1})
+            left = await client.post("/leave_bay", params={"connector": 1})
             assert left.status_code == 200, left.text
             assert left.json()["station"]["connectors"][0]["parked"] is False
-            assert (await client.post("/leave")).status_code == 409
+            assert (await client.post("/leave_bay")).status_code == 409
+            assert (await client.post("/park", params={"connector": 1})).status_code == 200
+            old_name = await client.post("/leave", params={"connector": 1})
+            assert old_name.status_code == 200, old_name.text
+            assert old_name.json()["station"]["connectors"][0]["parked"] is False
+            paths = (await client.get("/openapi.json")).json()["paths"]
+            assert "/leave_bay" in paths and "/leave" not in paths
     finally:
         await server.stop()
-    assert await until_statuses(rec, 1, 3) == ["Available", "Occupied", "Available"]
+    assert await until_statuses(rec, 1, 5) == [
+        "Available",
+        "Occupied",
+        "Available",
+        "Occupied",
+        "Available",
+    ]

@@ -105,7 +105,8 @@ def test_cable_started_transaction_ending_before_the_holder_keeps_the_reservatio
 
 
 def test_1_6_still_refuses_a_transaction_on_a_reserved_connector_5_13() -> None:
-    """1.6 §5.13 / §4.9 G2: the holder's id tag first; the event table differs only there."""
+    """1.6 §5.13 / §4.9 G2: the holder's id tag first; the event table differs only there (and
+    in the EVSEs held for reservations of an unspecified EVSE, 2.0.1 only: status rule 11)."""
     c = Connector16(1)
     c.handle(Event.RESERVE, now=NOW)
     c.handle(Event.PLUG_IN, now=NOW)
@@ -113,7 +114,9 @@ def test_1_6_still_refuses_a_transaction_on_a_reserved_connector_5_13() -> None:
     with pytest.raises(InvalidEvent, match="reserved"):
         c.handle(Event.TRANSACTION_STARTED, now=NOW)
     assert {e for e in Event if EVENT_RULES_201[e] is not EVENT_RULES[e]} == {
-        Event.TRANSACTION_STARTED
+        Event.TRANSACTION_STARTED,
+        Event.HOLD,
+        Event.RELEASE,
     }
 
 
@@ -183,8 +186,9 @@ def test_occupied_iff_a_cable_or_a_parked_ev_and_no_reservation_property(
 ) -> None:
     """2.0.1 G01 / H03 over random accepted event sequences: Occupied is reported only with a
     cable in or an EV in the bay; while healthy and operative (or in a transaction), a
-    reserved connector reports Reserved and an unreserved one Occupied exactly when a cable
-    or a parked EV is there, whether or not a transaction runs."""
+    reserved (or held, H01: status rule 11) connector reports Reserved and an unreserved one
+    Occupied exactly when a cable or a parked EV is there, whether or not a transaction
+    runs."""
     c = Connector201(1, 1)
     for event in events:
         if event not in (Event.SET_INOPERATIVE, Event.SET_OPERATIVE) and not c.accepts(event):
@@ -193,9 +197,9 @@ def test_occupied_iff_a_cable_or_a_parked_ev_and_no_reservation_property(
         f = c.facts
         present = f.plugged or f.parked
         if c.status is S201.OCCUPIED:
-            assert present and not f.reserved
+            assert present and not (f.reserved or f.held)
         if f.fault is None and (not f.inoperative or f.transaction):
-            if f.reserved:
+            if f.reserved or f.held:
                 assert c.status is S201.RESERVED
             else:
                 assert c.status is (S201.OCCUPIED if present else S201.AVAILABLE)

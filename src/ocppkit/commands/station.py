@@ -29,7 +29,7 @@ COMMANDS_HELP = """commands:
   plug [N]             plug the cable in on connector N (default 1)
   unplug [N]           unplug it (stops the transaction: EVDisconnected)
   park [N]             an EV drives into the parking bay of connector N (bay sensor)
-  leave [N]            the EV leaves the bay (unplug first; 2.0.1: EVDeparted)
+  leave_bay [N]        the EV leaves the bay (unplug first; 2.0.1: EVDeparted); alias: leave
   auth TAG [N]         present id token TAG on connector N (starts or stops a session)
   start [N] [TAG]      plug + authorize + start (TAG defaults to EMULATOR)
   stop [N] [REASON]    stop the transaction on N (reason Local by default)
@@ -50,6 +50,11 @@ class OcppVersionChoice(StrEnum):
 class SupplyChoice(StrEnum):
     AC = "ac"
     DC = "dc"
+
+
+class FirmwareDownloadChoice(StrEnum):
+    SIMULATE = "simulate"
+    FETCH = "fetch"
 
 
 class Console:
@@ -89,7 +94,7 @@ class Console:
             elif verb == "park":
                 await st.park(_int(args, 0))
                 self.echo("parked")
-            elif verb == "leave":
+            elif verb in ("leave_bay", "leave"):  # "leave": the old name, kept for scripts
                 await st.leave_bay(_int(args, 0))
                 self.echo("left the bay")
             elif verb == "auth":
@@ -184,6 +189,11 @@ async def _run(config: Any, state: Path, console: bool, http_port: int | None) -
         typer.echo(f"warning: state file damaged, set aside: {incident.quarantined_to}", err=True)
     station = Station(config, store=store, observer=_Printer())
     station.observer.station = station  # type: ignore[union-attr]
+    try:  # what only the stored state tells (profile 3's certificate): before the console
+        await station.restore()
+    except BaseException:
+        await store.close()
+        raise
     runner = asyncio.create_task(station.run())
     server = None
     if http_port is not None:
@@ -280,6 +290,14 @@ def station_command(
     trace: Annotated[
         Path | None, typer.Option(help="Append every frame, with timestamps, to this file.")
     ] = None,
+    firmware_download: Annotated[
+        FirmwareDownloadChoice,
+        typer.Option(
+            help="Firmware updates: 'simulate' walks the statuses without downloading (no "
+            "signature is claimed verified); 'fetch' downloads http(s) locations and checks "
+            "a signed update's signature over the file.",
+        ),
+    ] = FirmwareDownloadChoice.SIMULATE,
     http_port: Annotated[
         int | None,
         typer.Option(
@@ -298,9 +316,10 @@ def station_command(
     """Run one emulated charging station (OCPP 1.6 or 2.0.1) with a command console.
 
     Type 'help' at the prompt for the commands (plug, auth TAG, start, stop, unplug, park,
-    leave, fault, clear, status, trace on|off, quit). Stop with 'quit', end of input or Ctrl-C.
+    leave_bay, fault, clear, status, trace on|off, quit). Stop with 'quit', end of input or
+    Ctrl-C.
     """
-    from ocppkit.station.station import StationConfig
+    from ocppkit.station.station import StationConfig, StationConfigError
 
     if password is not None and security_profile == 0:
         security_profile = 1
@@ -322,6 +341,7 @@ def station_command(
             heartbeat_interval=heartbeat_interval,
             meter_values_interval=meter_interval,
             trace_file=str(trace) if trace else None,
+            firmware_download=firmware_download.value,
         )
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -334,6 +354,9 @@ def station_command(
         code = asyncio.run(_run(config, path, console, http_port))
     except KeyboardInterrupt:
         code = 130
+    except StationConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     except OSError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

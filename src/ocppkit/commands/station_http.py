@@ -3,10 +3,12 @@ HTTP calls, for automation (a test rig, a CI job) instead of typing.
 
 Loopback only (127.0.0.1): it has no authentication, like the console it mirrors.
 
-``GET /status`` -> the station snapshot; ``POST /plug``, ``/unplug``, ``/park``, ``/leave``,
-``/start``, ``/stop``, ``/auth``, ``/fault``, ``/clear``, ``/suspend``, ``/resume`` with query
-parameters ``connector`` (default 1), ``tag``, ``reason``, ``code``; ``POST /call/{action}``
-with a JSON body sends any CALL and returns the reply. A refused action is ``409`` with the reason.
+``GET /status`` -> the station snapshot; ``POST /plug``, ``/unplug``, ``/park``,
+``/leave_bay``, ``/start``, ``/stop``, ``/auth``, ``/fault``, ``/clear``, ``/suspend``,
+``/resume`` with query parameters ``connector`` (default 1), ``tag``, ``reason``, ``code``;
+``POST /call/{action}`` with a JSON body sends any CALL and returns the reply. A refused action
+is ``409`` with the reason. The bay action is named ``leave_bay`` as in the console and the
+scenario steps; ``POST /leave``, its old name, still works (left out of the OpenAPI schema).
 """
 
 from __future__ import annotations
@@ -49,9 +51,11 @@ def control_app(station: Any) -> FastAPI:
     async def park(connector: int = 1) -> dict[str, Any]:
         return await run(station.park(connector))
 
-    @app.post("/leave")
-    async def leave(connector: int = 1) -> dict[str, Any]:
+    @app.post("/leave_bay")
+    async def leave_bay(connector: int = 1) -> dict[str, Any]:
         return await run(station.leave_bay(connector))
+
+    app.add_api_route("/leave", leave_bay, methods=["POST"], include_in_schema=False)
 
     @app.post("/auth")
     async def auth(tag: str, connector: int = 1) -> dict[str, Any]:

@@ -24,8 +24,8 @@ Format (every key optional; ``docs/fleet.md`` has the reference)::
     security_profile = 0               # 0..3
     password_pattern = "secret-{id}"   # profiles 1 and 2
     ca_file = "ca.pem"                 # profiles 2 and 3
-    client_cert = "certs/{id}.pem"     # profile 3; {id} and {n} available
-    client_key = "certs/{id}.key"
+    client_cert = "certs/{id}.pem"     # profile 3; {id} and {n} available; both or neither
+    client_key = "certs/{id}.key"      # (neither: the certificate each station's store holds)
     heartbeat_interval = 300           # omit: the CSMS's interval from BootNotification
     meter_values_interval = 60
     clock_aligned_interval = 0
@@ -319,8 +319,10 @@ def parse_template(data: Mapping[str, Any]) -> FleetTemplate:
     profile = values.get("security_profile", 0)
     if profile in (1, 2) and "password_pattern" not in data:
         errors.append(f"password_pattern: required with security_profile {profile}")
-    if profile == 3 and not ("client_cert" in data and "client_key" in data):
-        errors.append("client_cert and client_key: required with security_profile 3")
+    if ("client_cert" in data) != ("client_key" in data):
+        # Profile 3 without either is checked at each station's start: its certificate
+        # store may hold a certificate from an earlier CertificateSigned (--store).
+        errors.append("client_cert and client_key: give both or neither")
     if "behaviour" in data:
         table = data["behaviour"]
         if not isinstance(table, Mapping):

@@ -23,6 +23,11 @@ Theory of operation
   while no certificate comes (A02.FR.17-19); :meth:`Behaviour.on_timer` starts the
   renewal of the charging-station certificate before it expires (A03.FR.02), and again,
   backing off to at most daily, while a renewal ends without a certificate.
+* Firmware (1.6 §5.19, whitepaper "Secure Firmware Update", 2.0.1 L01/L02): the version's
+  handler checks a signing certificate against the installed manufacturer roots before it
+  answers (:meth:`Behaviour.firmware_signer`), then :meth:`Behaviour.update_firmware` walks
+  the statuses, downloading for real or not (``StationConfig.firmware_download``, see
+  :mod:`.firmware`); a new update cancels the one running.
 * 1.6: a transaction starts when a cable and an accepted id token are both there (§4.1);
   it stops on the same id token, a remote stop, an unplug
   (``StopTransactionOnEVSideDisconnect``), a reset, or an unlock. 2.0.1 starts and ends it
@@ -63,6 +68,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from cryptography import x509
 
 from ocppkit.protocol import (
     CallErrorReceived,
@@ -80,6 +86,16 @@ from ocppkit.station.certificates import (
     renewal_retry_delay,
 )
 from ocppkit.station.charging_profile import Profile, ProfileSet, Purpose
+from ocppkit.station.firmware import (
+    FETCH,
+    MANUFACTURER_ROOT,
+    FirmwareError,
+    FirmwareJob,
+    attempts_and_interval,
+    check_signing_certificate,
+    download,
+    verify_signature,
+)
 from ocppkit.station.meter import (
     SUPPORTED_MEASURANDS,
     AcSupply,
@@ -155,10 +171,15 @@ class Tx:
 
 @dataclass(slots=True, kw_only=True)
 class Reservation:
+    """A ReserveNow taken: on one port (:attr:`Port.reservation`), or, 2.0.1 without an
+    ``evseId``, on none (``Behaviour201.unbound``, H01)."""
+
     id: int
     id_token: str
     expires_at: datetime.datetime
     parent_id: str | None = None
+    connector_type: str | None = None
+    """2.0.1: the connector type asked for (ReserveNow ``connectorType``), None for any."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,6 +187,7 @@ class Reservation:
             "id_token": self.id_token,
             "expires_at": self.expires_at.isoformat(),
             "parent_id": self.parent_id,
+            "connector_type": self.connector_type,
         }
 
     @classmethod
@@ -175,6 +197,7 @@ class Reservation:
             id_token=str(data["id_token"]),
             expires_at=datetime.datetime.fromisoformat(data["expires_at"]),
             parent_id=data.get("parent_id"),
+            connector_type=data.get("connector_type"),
         )
 
 
@@ -211,6 +234,19 @@ class Port:
             del self.raw_profiles[pid]
 
 
+def _check_signature(signer: x509.Certificate, digest: bytes | None, signature: str | None) -> bool:
+    """A secure update's signature: True when verified over the file's SHA-256 ``digest``
+    (L01.FR.04), False when there is no file to check it on (simulated download);
+    :class:`.firmware.FirmwareError` when it is missing (whitepaper L01 step 5: "missing
+    entirely") or does not verify."""
+    if not signature:
+        raise FirmwareError("the firmware signature is missing")
+    if digest is None:
+        return False
+    verify_signature(signer, digest, signature)
+    return True
+
+
 class Behaviour(abc.ABC):
     """The version-neutral half of an emulated station (see the module docstring)."""
 
@@ -228,6 +264,8 @@ class Behaviour(abc.ABC):
         self._next_aligned: datetime.datetime | None = None
         self.firmware_status = "Idle"
         self.diagnostics_status = "Idle"
+        self._firmware_task: asyncio.Task[Any] | None = None
+        """The firmware update running (a new one cancels it, L01.FR.26 / L01.FR.24)."""
         self._signing: dict[str, asyncio.Task[Any]] = {}
         """Certificate use -> its SignCertificate flow waiting for CertificateSigned."""
         self._renewal_started_for: datetime.datetime | None = None
@@ -545,17 +583,8 @@ class Behaviour(abc.ABC):
                 raise ActionRefused(refusal)
         # A reservation binds a running transaction still waiting for its id token too (2.0.1
         # TxStartPoint EVConnected on a reserved EVSE, H03 S1 #2): only its holder authorizes it.
-        reservation = port.reservation
         status = "Accepted" if remote and not self.authorize_remote() else None
-        if reservation is not None and not self._token_matches(token, reservation.id_token):
-            # Reserved for someone else: only a token of the reservation's group (its
-            # parentIdTag / groupIdToken, as the authorization says) may use it (1.6 §5.13,
-            # 2.0.1 H01.FR.09).
-            if reservation.parent_id is None:
-                return "Invalid"
-            status, group = await self.authorize_info(token, token_type)
-            if status == "Accepted" and not self._token_matches(reservation.parent_id, group):
-                return "Invalid"
+        reservation, status = await self.claim_reservation(port, token, token_type, status)
         if status is None:
             status = await self.authorize(token, token_type)
         if status != "Accepted":
@@ -570,6 +599,33 @@ class Behaviour(abc.ABC):
         port.token, port.token_type = token, token_type
         await self.token_accepted(port, reservation, remote=remote)
         return "Accepted"
+
+    async def claim_reservation(
+        self, port: Port, token: str, token_type: str | None, status: str | None
+    ) -> tuple[Reservation | None, str | None]:
+        """The reservation ``token`` would use at ``port``, and its authorization status when
+        finding that out asked for it (else ``status`` as given); ``(None, "Invalid")`` when
+        the port is reserved for someone else. The port's own reservation is its holder's,
+        or of a token of the reservation's group (its parentIdTag / groupIdToken, as the
+        authorization says: 1.6 §5.13, 2.0.1 H01.FR.09)."""
+        reservation = port.reservation
+        if reservation is None or self._token_matches(token, reservation.id_token):
+            return reservation, status
+        if reservation.parent_id is None:
+            return None, "Invalid"
+        status, group = await self.authorize_info(token, token_type)
+        if status == "Accepted" and not self._token_matches(reservation.parent_id, group):
+            return None, "Invalid"
+        return reservation, status
+
+    def use_reservation(self, port: Port, reservation: Reservation) -> int | None:
+        """``reservation``, claimed at ``port``, is used by the id token just accepted (1.6
+        §5.13, 2.0.1 H03.FR.09): it ends without a ReservationStatusUpdate. Its id, or None
+        when it ended meanwhile (expired or cancelled while the authorization was asked)."""
+        if port.reservation is not reservation:
+            return None
+        port.reservation = None
+        return reservation.id
 
     async def token_accepted(
         self, port: Port, reservation: Reservation | None, *, remote: bool
@@ -750,19 +806,29 @@ class Behaviour(abc.ABC):
             return "Unavailable"
         if facts.transaction or facts.plugged or facts.parked or facts.authorized or facts.reserved:
             return "Occupied"
+        if not self.may_reserve(port, reservation):
+            return "Occupied"
+        self.cancel_reservation(reservation.id)  # the same id elsewhere: replaced (H01.FR.02)
         self.handle(port.id, Event.RESERVE)
         port.reservation = reservation
         self.st.wake_timer()
         return "Accepted"
 
-    def cancel_reservation(self, reservation_id: int) -> Port | None:
+    def may_reserve(self, port: Port, reservation: Reservation) -> bool:
+        """Whether ``port``, free, may take ``reservation`` (2.0.1: not when the reservations
+        of an unspecified EVSE need it, H01); Occupied otherwise."""
+        return True
+
+    def cancel_reservation(self, reservation_id: int) -> bool:
+        """End the reservation ``reservation_id`` (its connector turns Available); False
+        when there is none."""
         for port in self.ports.values():
             if port.reservation is not None and port.reservation.id == reservation_id:
                 port.reservation = None
                 if self.facts(port.id).reserved:
                     self.handle(port.id, Event.RESERVATION_ENDED)
-                return port
-        return None
+                return True
+        return False
 
     def post_idle_aligned(self, port: Port) -> None:  # noqa: B027 (optional hook)
         """A clock-aligned sample of a connector without a transaction (not queued)."""
@@ -824,9 +890,9 @@ class Behaviour(abc.ABC):
 
     async def answer_cancel_reservation(self, reservation_id: int) -> dict[str, Any]:
         """CancelReservation's answer: Rejected for an unknown reservation."""
-        port = self.cancel_reservation(reservation_id)
+        cancelled = self.cancel_reservation(reservation_id)
         await self.st.save()
-        return {"status": "Accepted" if port is not None else "Rejected"}
+        return {"status": "Accepted" if cancelled else "Rejected"}
 
     async def answer_set_profile(
         self, port_id: int, profile: msgspec.Struct, invalid: tuple[type[Exception], ...]
@@ -868,27 +934,95 @@ class Behaviour(abc.ABC):
         self.st.wake_timer()
         return {"status": "Accepted" if removed else "Unknown"}
 
-    async def update_firmware(
-        self, retrieve: datetime.datetime, report: Callable[[str], Awaitable[None]]
-    ) -> None:
-        """Firmware update (1.6 §5.19, 2.0.1 L01): from ``retrieve`` on, Downloading,
-        Downloaded, Installing, Installed (each passed to ``report``), then a reboot.
+    def firmware_signer(self, certificate: str | None) -> x509.Certificate:
+        """The checked signing certificate of a secure firmware update, else
+        :class:`~.certificates.CertificateError` (whitepaper L01.FR.23/24, 2.0.1 L01.FR.21/22
+        secondary source: :func:`.firmware.check_signing_certificate` against the installed
+        ManufacturerRootCertificate roots; none given: "could not be verified")."""
+        if not certificate:
+            raise CertificateError("the request has no signing certificate")
+        anchors = self.certs.anchors([MANUFACTURER_ROOT])
+        return check_signing_certificate(certificate, anchors, self.st.now())
 
-        Installing waits for the transactions to end (a real charger does not reboot under a
-        user)."""
+    def supports_secure_firmware(self) -> bool:
+        """The station can check firmware signatures: a ManufacturerRootCertificate is
+        installed (2.0.1: such a station refuses an unsigned update, OCTT TC_L_18_CS)."""
+        return bool(self.certs.anchors([MANUFACTURER_ROOT]))
+
+    def start_firmware_update(
+        self, job: FirmwareJob, report: Callable[[str], Awaitable[None]]
+    ) -> bool:
+        """Run ``job`` in the background, cancelling the update still running (whitepaper
+        L01.FR.26, 2.0.1 L01.FR.24 secondary source: AcceptedCanceled); True when one was."""
+        running = self._firmware_task
+        cancelled = running is not None and not running.done()
+        if running is not None and cancelled:
+            running.cancel()
+        self._firmware_task = self.st.spawn(self.update_firmware(job, report))
+        return cancelled
+
+    async def update_firmware(
+        self, job: FirmwareJob, report: Callable[[str], Awaitable[None]]
+    ) -> None:
+        """Firmware update (1.6 §5.19, whitepaper "Secure Firmware Update", 2.0.1 L01/L02):
+        from ``job.retrieve`` on, Downloading, Downloaded (or DownloadFailed), for a secure
+        update SignatureVerified (or InvalidSignature and the security event
+        InvalidFirmwareSignature, L01.FR.03), Installing, Installed, each passed to
+        ``report``, then a reboot.
+
+        ``StationConfig.firmware_download`` "fetch": an http(s) location is downloaded for
+        real (:func:`.firmware.download`, ``retries`` / ``retryInterval``) and a secure
+        update's signature checked over the file (L01.FR.04); "simulate": each step takes
+        ``firmware_step_seconds`` and, the file never being there, no SignatureVerified is
+        claimed (a signature missing entirely is still InvalidSignature). Installing waits
+        for the transactions to end (a real charger does not reboot under a user)."""
         step = self.st.config.firmware_step_seconds
-        delay = (retrieve - self.st.now()).total_seconds()
+        delay = (job.retrieve - self.st.now()).total_seconds()
         if delay > 0:
             await asyncio.sleep(delay)
-        for status in ("Downloading", "Downloaded"):
-            await report(status)
+        await report("Downloading")
+        digest: bytes | None = None
+        if self.st.config.firmware_download == FETCH:
+            try:
+                digest = await self._fetch_firmware(job)
+            except FirmwareError:
+                await report("DownloadFailed")
+                return
+        else:
             await asyncio.sleep(step)
+        await report("Downloaded")
+        if job.signer is not None:
+            try:
+                verified = _check_signature(job.signer, digest, job.signature)
+            except FirmwareError as exc:
+                await report("InvalidSignature")
+                await self.security_event("InvalidFirmwareSignature", str(exc))
+                return
+            if verified:
+                await report("SignatureVerified")
+        await asyncio.sleep(step)
         await self.st.wait_for_state(lambda s: s["state"] != "charging", 1e9)
         await report("Installing")
         await asyncio.sleep(step)
         await report("Installed")
         await asyncio.sleep(step / 10)
         self.st.request_reboot("FirmwareUpdate")
+
+    async def _fetch_firmware(self, job: FirmwareJob) -> bytes:
+        """The SHA-256 of the downloaded file; :class:`.firmware.FirmwareError` when every
+        attempt failed (each failure is logged)."""
+        attempts, interval = attempts_and_interval(job.retries, job.retry_interval)
+
+        async def failed(attempt: int, error: FirmwareError) -> None:
+            self.st.log.info(
+                "firmware download failed", attempt=attempt, attempts=attempts, error=str(error)
+            )
+
+        digest, size = await download(
+            job.location, attempts=attempts, interval=interval, on_failure=failed
+        )
+        self.st.log.info("firmware downloaded", size=size, sha256=digest.hex())
+        return digest
 
     # -- the timer ---------------------------------------------------------------------------------
 
@@ -1245,11 +1379,13 @@ class Behaviour(abc.ABC):
         return {"status": "Accepted"}
 
     def confirm_root_certificates(self) -> None:
-        """M05.FR.12: connected (and booted) after a CSMS root was replaced: the fallback
-        root goes. Known gap: the TLS context trusts the new and the fallback root together
-        (:meth:`.station.Station._ssl`), so a connection the old root alone verified also
-        counts, and the next connection then fails; M05.FR.12 asks for the new root to have
-        verified the server first."""
+        """M05.FR.12: connected (and booted) after a CSMS root was replaced, the server
+        certificate verified by the new root without the fallback
+        (:attr:`.station.Station.new_root_verified`, :meth:`.station.Station._dial`): the
+        fallback root goes. A connection the fallback verified (M05.FR.13), or one without
+        TLS, keeps it."""
+        if not self.st.new_root_verified:
+            return
         if self.certs.drop_fallbacks():
             self.certificates_changed()
             self.st.spawn(self.st.save())

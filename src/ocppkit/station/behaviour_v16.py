@@ -29,10 +29,16 @@ import msgspec
 from ocppkit.messages import v16
 from ocppkit.station.authorization import AuthInfo, AuthSettings
 from ocppkit.station.behaviour import Behaviour, Port, Reservation, Tx
-from ocppkit.station.certificates import ANCHORS_V16, ROOT_TYPES_V16, CertificateStore
+from ocppkit.station.certificates import (
+    ANCHORS_V16,
+    ROOT_TYPES_V16,
+    CertificateError,
+    CertificateStore,
+)
 from ocppkit.station.charging_profile import PURPOSE_V16, from_v16
 from ocppkit.station.config16 import Configuration16
 from ocppkit.station.delivery import TransactionIds, with_transaction_id
+from ocppkit.station.firmware import FirmwareJob
 from ocppkit.station.meter import (
     ENERGY,
     Reading,
@@ -528,7 +534,16 @@ class Behaviour16(Behaviour):
         }
 
     def on_update_firmware(self, req: v16.UpdateFirmwareRequest, _: Any) -> dict[str, Any]:
-        self.st.spawn(self.update_firmware(req.retrieve_date, self._firmware_status))
+        """§5.19 (unsigned): FirmwareStatusNotification Downloading, Downloaded (or
+        DownloadFailed when a fetching station could not get the file), Installing,
+        Installed, then a reboot; a new request cancels the update running."""
+        job = FirmwareJob(
+            location=req.location,
+            retrieve=req.retrieve_date,
+            retries=_opt(req.retries),
+            retry_interval=_opt(req.retry_interval),
+        )
+        self.start_firmware_update(job, self._firmware_status)
         return {}
 
     async def _firmware_status(self, status: str) -> None:
@@ -646,11 +661,23 @@ class Behaviour16(Behaviour):
             await asyncio.sleep(self.st.config.firmware_step_seconds)
         self.log_status = "Idle"
 
-    def on_signed_update_firmware(
+    async def on_signed_update_firmware(
         self, req: v16.SignedUpdateFirmwareRequest, _: Any
     ) -> dict[str, Any]:
-        """Use case "Secure Firmware Update": Accepted, then SignedFirmwareStatusNotification
-        Downloading, Downloaded, SignatureVerified, Installing, Installed, and a reboot."""
+        """Use case "Secure Firmware Update": the signing certificate is validated before
+        the answer (L01.FR.23); not issued by an installed ManufacturerRootCertificate, or
+        outside its validity: InvalidCertificate (L01.FR.24) and the security event
+        InvalidFirmwareSigningCertificate (L01.FR.02), committed before the answer. Else
+        Accepted (AcceptedCanceled when an update was running, L01.FR.26), then
+        SignedFirmwareStatusNotification with the requestId (L01.FR.10) Downloading,
+        Downloaded, SignatureVerified (InvalidSignature and InvalidFirmwareSignature,
+        L01.FR.03), Installing, Installed, and a reboot (:meth:`update_firmware`)."""
+        firmware = req.firmware
+        try:
+            signer = self.firmware_signer(firmware.signing_certificate)
+        except CertificateError as exc:
+            await self.security_event("InvalidFirmwareSigningCertificate", str(exc))
+            return {"status": "InvalidCertificate"}
         request_id = req.request_id
         self.signed_firmware_request_id = request_id
 
@@ -659,13 +686,15 @@ class Behaviour16(Behaviour):
             self.st.post(
                 "SignedFirmwareStatusNotification", {"status": status, "requestId": request_id}
             )
-            if status == "Downloaded":
-                self.firmware_status = "SignatureVerified"
-                self.st.post(
-                    "SignedFirmwareStatusNotification",
-                    {"status": "SignatureVerified", "requestId": request_id},
-                )
             await self.st.save()
 
-        self.st.spawn(self.update_firmware(req.firmware.retrieve_date_time, report))
-        return {"status": "Accepted"}
+        job = FirmwareJob(
+            location=firmware.location,
+            retrieve=firmware.retrieve_date_time,
+            retries=_opt(req.retries),
+            retry_interval=_opt(req.retry_interval),
+            signer=signer,
+            signature=firmware.signature,
+        )
+        cancelled = self.start_firmware_update(job, report)
+        return {"status": "AcceptedCanceled" if cancelled else "Accepted"}

@@ -27,8 +27,10 @@ GetBaseReport and GetReport (B08; then NotifyReport), SetNetworkProfile (B09, st
 persisted, and dialled by NetworkConfigurationPriority with fail-over, B10: see
 :mod:`.network_profiles`), GetChargingProfiles (K09; then ReportChargingProfiles),
 TriggerMessage, ClearCache, SendLocalList,
-GetLocalListVersion, Set/ClearChargingProfile, GetCompositeSchedule, ReserveNow (an EVSE is
-needed: ``ReservationCtrlr.NonEvseSpecific`` is false), CancelReservation, UpdateFirmware,
+GetLocalListVersion, Set/ClearChargingProfile, GetCompositeSchedule, ReserveNow (of an EVSE,
+or, ``ReservationCtrlr.NonEvseSpecific`` true, of an unspecified EVSE or connector type: H01
+S1/S3, EVSEs held Reserved when just enough are free, any fitting EVSE used by the holder,
+H03 S3), CancelReservation, UpdateFirmware,
 GetLog, GetTransactionStatus, DataTransfer (``UnknownVendorId``), and the certificate
 messages (a :class:`~.certificates.CertificateStore`, persisted): InstallCertificate (M05),
 GetInstalledCertificateIds (M03), DeleteCertificate (M04), CertificateSigned (A02/A03, after
@@ -58,6 +60,7 @@ from ocppkit.station.certificates import (
     CS_USE,
     V2G_CHAIN_TYPE,
     V2G_USE,
+    CertificateError,
     CertificateStore,
 )
 from ocppkit.station.charging_profile import PURPOSE_V201, from_v201
@@ -71,6 +74,7 @@ from ocppkit.station.device_model import (
     standard_variables,
 )
 from ocppkit.station.diagnostics201 import Diagnostics201
+from ocppkit.station.firmware import FirmwareJob
 from ocppkit.station.meter import StopCause, meter_value_v201
 from ocppkit.station.network_profiles import (
     Endpoint,
@@ -147,6 +151,11 @@ class Behaviour201(Diagnostics201):
         """EVSEs whose charging-state change the running step reports itself."""
         self._resetting: set[int] = set()
         """EVSEs with a reset (B11/B12 with evseId) accepted and not yet done."""
+        self.unbound: list[Reservation] = []
+        """The reservations of an unspecified EVSE (ReserveNow without evseId, H01), oldest
+        first; persisted."""
+        self._holding = False
+        """:meth:`_hold_for_unspecified` is running (its own status changes re-enter it)."""
         super().__init__(station)
 
     @staticmethod
@@ -473,12 +482,19 @@ class Behaviour201(Diagnostics201):
     ) -> None:
         """E03 id token first (or E02's token after the cable): Authorized / RemoteStart starts
         a transaction at TxStartPoint Authorized (or PowerPathClosed with the cable in); a
-        remote start plugs the emulated EV in when ``auto_plug``."""
+        remote start plugs the emulated EV in when ``auto_plug``. The reservation it claimed
+        is used with the authorization (H03.FR.09); the EVSEs held for the reservations of an
+        unspecified EVSE are re-balanced once, after both."""
         before = self.conditions(port)
-        self._event(port, Event.AUTHORIZE)
-        if reservation is not None:
-            port.reservation = None
-            port.token_reservation = reservation.id
+        with self._holds_settled():
+            if reservation is not None:
+                refusal = self.facts_refusal(port.id, Event.AUTHORIZE)
+                if refusal is not None:
+                    raise ActionRefused(f"{Event.AUTHORIZE.name} refused: {refusal}")
+                used = self.use_reservation(port, reservation)
+                if used is not None:
+                    port.token_reservation = used
+            self._event(port, Event.AUTHORIZE)
         port.token_at = self.st.clock()  # EVConnectionTimeOut counts from here (C01.FR.26)
         self.st.wake_timer()
         cause = "RemoteStart" if remote else "Authorized"
@@ -501,21 +517,21 @@ class Behaviour201(Diagnostics201):
         on a reserved EVSE consumes the reservation (H03 S1/S2 #2, H03.FR.09): the connector
         turns Occupied, no ReservationStatusUpdate follows, and this Updated event carries
         its reservationId ("the reservation that terminates as a result of this
-        transaction", TransactionEventRequest)."""
+        transaction", TransactionEventRequest). So does a reservation of an unspecified EVSE
+        (H03 S3 #2), the EVSE it held released."""
         tx = port.tx
         if tx is None:
             raise ActionRefused(f"no transaction runs on connector {port.id}")
         self.advance(port)
         before = self.conditions(port)
-        used = None
-        if reservation is not None and port.reservation is reservation:
-            used = reservation.id
-            port.reservation = None
-            tx.reservation_id = used
-            if self.facts(port.id).reserved:
-                self.handle(port.id, Event.RESERVATION_ENDED)
-        tx.id_token, tx.token_type, tx.authorized = token, token_type, True
-        tx.deauthorized = None
+        with self._holds_settled():
+            used = None if reservation is None else self.use_reservation(port, reservation)
+            if used is not None:
+                tx.reservation_id = used
+                if self.facts(port.id).reserved:
+                    self.handle(port.id, Event.RESERVATION_ENDED)
+            tx.id_token, tx.token_type, tx.authorized = token, token_type, True
+            tx.deauthorized = None
         if remote:
             tx.remote_start_id, port.remote_start_id = port.remote_start_id, None
         cause = "RemoteStart" if remote else "Authorized"
@@ -928,10 +944,7 @@ class Behaviour201(Diagnostics201):
         if req.configuration_slot not in slots:
             return {"status": "Rejected", "statusInfo": {"reasonCode": "InvalidSlot"}}
         raw = msgspec.to_builtins(profile)
-        cfg = self.st.config
-        problem = profile_problem(
-            raw, has_client_certificate=bool(cfg.client_cert and cfg.client_key)
-        )
+        problem = profile_problem(raw, has_client_certificate=self.st.has_client_certificate())
         if problem is not None:
             info = {"reasonCode": "InvalidNetworkConf", "additionalInfo": problem[:512]}
             return {"status": "Rejected", "statusInfo": info}
@@ -1165,34 +1178,320 @@ class Behaviour201(Diagnostics201):
         }
 
     async def on_reserve_now(self, req: v201.ReserveNowRequest, _: Any) -> dict[str, Any]:
-        port = self.ports.get(_opt(req.evse_id) or 0)
-        if port is None:
+        """H01: ReserveNow. Rejected when ``ReservationCtrlr.Enabled`` is false (H01.FR.01,
+        secondary source: OCTT TC_H_22/TC_H_13), for an EVSE the station does not have or
+        whose connector is not of the ``connectorType`` asked for, and without ``evseId``
+        when ``NonEvseSpecific`` is false (H01.FR.19, secondary source). With an ``evseId``
+        as before (:meth:`reserve`: Faulted, Unavailable, Occupied when busy, reserved or
+        needed by the reservations of an unspecified EVSE); without one, see
+        :meth:`_reserve_unspecified`. ``connectorType`` Unknown means any type."""
+        if self.dm.actual(_key("ReservationCtrlr", "Enabled")) == "false":
             return {"status": "Rejected"}
         group = _opt(req.group_id_token)
+        wanted = _opt(req.connector_type)
         reservation = Reservation(
             id=req.id,
             id_token=req.id_token.id_token,
             expires_at=req.expiry_date_time,
             parent_id=None if group is None else group.id_token,
+            connector_type=None if wanted in (None, v201.ConnectorEnum.UNKNOWN) else str(wanted),
         )
+        evse_id = _opt(req.evse_id)
+        if evse_id is None:
+            status = self._reserve_unspecified(reservation)
+            await self.st.save()
+            return {"status": status}
+        port = self.ports.get(evse_id)
+        if port is None or not self._fits(port, reservation):
+            return {"status": "Rejected"}
         return await self.answer_reserve(port, reservation)
+
+    def _reserve_unspecified(self, reservation: Reservation) -> str:
+        """H01 S1 "Reserve an unspecified EVSE" (and S3, a connector type): no EVSE is bound;
+        the station keeps, at any time until it ends, an EVSE free for it (the 2025-01 errata
+        introduction: "the Charging Station will make sure that at least one EVSE remains
+        available for the EV Driver"). Accepted when every reservation of an unspecified EVSE,
+        this one included, can still have an EVSE of its own that fits its connector type
+        (:meth:`_assignable`); the EVSEs that are then just enough go Reserved
+        (:meth:`_hold_for_unspecified`, OCTT TC_H_14: "all available EVSE to reserved, when
+        the amount of EVSEs available equals the amount of reservations"). Refused: Rejected
+        when no connector is of the type asked for (secondary source: EVerest libocpp); else
+        Occupied when an EVSE of that type is in use or reserved, Faulted when they are all
+        faulted or unavailable and one is faulted, Unavailable when all are unavailable
+        (OCTT TC_H_09/10/12, secondary source). A reservation with the same id, of an EVSE
+        or not, is replaced (H01.FR.02) only when the new one is accepted."""
+        if self.dm.actual(_key("ReservationCtrlr", "NonEvseSpecific")) != "true":
+            return "Rejected"
+        fitting = [p for p in self.ports.values() if self._fits(p, reservation)]
+        if not fitting:
+            return "Rejected"
+        others = [r for r in self.unbound if r.id != reservation.id]
+        free = [p for p in self.ports.values() if self._free_for_unspecified(p, reservation.id)]
+        if not self._assignable([*others, reservation], free):
+            return self._refusal(fitting)
+        with self._holds_settled():
+            for port in self.ports.values():  # its EVSE stays Reserved if it is still needed
+                own = port.reservation
+                if own is not None and own.id == reservation.id and self._holdable(port):
+                    self.handle(port.id, Event.HOLD)
+            self.cancel_reservation(reservation.id)
+            self.unbound.append(reservation)
+        self.st.wake_timer()
+        return "Accepted"
+
+    def _refusal(self, fitting: list[Port]) -> str:
+        """Why no EVSE of ``fitting`` can be kept: Occupied while one is in service (in use,
+        reserved or held), else Faulted if one is faulted, else Unavailable."""
+        facts = [self.facts(p.id) for p in fitting]
+        if any(f.fault is None and not f.inoperative for f in facts):
+            return "Occupied"
+        return "Faulted" if any(f.fault is not None for f in facts) else "Unavailable"
+
+    def _fits(self, port: Port, reservation: Reservation) -> bool:
+        """``port``'s connector is of the type ``reservation`` asks for (its
+        ``Connector.ConnectorType``), or the reservation asks for none."""
+        wanted = reservation.connector_type
+        if wanted is None:
+            return True
+        key = VariableKey("Connector", "ConnectorType", evse=port.id, connector=1)
+        return self.dm.actual(key) == wanted
+
+    def _free_for_unspecified(self, port: Port, without: int | None = None) -> bool:
+        """``port`` can be kept for a reservation of an unspecified EVSE: operative, not
+        faulted, no reservation of its own (but the one with id ``without``, about to be
+        replaced), no user being served (an accepted id token, an authorized transaction),
+        and nothing in it - unless it is held already: a cable or an EV in the bay keeps a
+        held EVSE Reserved (status rule 11, G01.FR.09 errata 2025-01), the holder may come."""
+        facts = self.facts(port.id)
+        own = port.reservation
+        if own is not None and own.id != without:
+            return False
+        if facts.inoperative or facts.fault is not None or facts.authorized:
+            return False
+        if port.token is not None or (port.tx is not None and port.tx.authorized):
+            return False
+        if facts.held and own is None:
+            return True
+        return not (facts.plugged or facts.parked or port.tx is not None)
+
+    def _assignable(self, reservations: list[Reservation], ports: list[Port]) -> bool:
+        """Whether each reservation can have a port of its own that fits it: a bipartite
+        matching (augmenting paths; a station has a handful of EVSEs)."""
+        if len(reservations) > len(ports):
+            return False
+        owner: dict[int, int] = {}
+        """port id -> the index of the reservation placed there"""
+
+        def place(index: int, seen: set[int]) -> bool:
+            for port in ports:
+                if port.id in seen or not self._fits(port, reservations[index]):
+                    continue
+                seen.add(port.id)
+                if port.id not in owner or place(owner[port.id], seen):
+                    owner[port.id] = index
+                    return True
+            return False
+
+        return all(place(index, set()) for index in range(len(reservations)))
+
+    def _hold_for_unspecified(self) -> None:
+        """Hold (status Reserved) exactly the free EVSEs the reservations of an unspecified
+        EVSE cannot do without - those without which they could no longer all have an EVSE
+        each - and release the others (H02.FR.05/06 errata 2025-02: "allow charging on all
+        EVSE which were not reserved explicitly", StatusNotification Available). Called after
+        every status change; more reservations than free EVSEs (one faulted meanwhile) hold
+        every free one and keep the reservations."""
+        if self._holding:
+            return
+        held = [p for p in self.ports.values() if self.facts(p.id).held]
+        if not self.unbound and not held:
+            return
+        self._holding = True
+        try:
+            free = [p for p in self.ports.values() if self._free_for_unspecified(p)]
+            needed = {
+                p.id
+                for p in free
+                if not self._assignable(self.unbound, [q for q in free if q is not p])
+            }
+            for port in self.ports.values():
+                connector = self.model.connector(port.id)
+                if port.id in needed and not connector.facts.held:
+                    if self._holdable(port):
+                        self.handle(port.id, Event.HOLD)
+                elif port.id not in needed and connector.facts.held:
+                    self.handle(port.id, Event.RELEASE)
+        finally:
+            self._holding = False
+
+    def _holdable(self, port: Port) -> bool:
+        """HOLD would be accepted (not on a faulted, inoperative or authorized connector)."""
+        return self.model.connector(port.id).accepts(Event.HOLD)
+
+    @contextlib.contextmanager
+    def _holds_settled(self) -> Iterator[None]:
+        """The status changes inside do not re-balance the held EVSEs; one re-balance at the
+        end, on the final state (no passing Available / Reserved while a reservation is
+        replaced or used)."""
+        if self._holding:
+            yield
+            return
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        self._hold_for_unspecified()
+
+    def post_statuses(self, notes: Any) -> None:
+        """Every status change may change which EVSEs the reservations of an unspecified
+        EVSE need (a cable in, a fault, an availability change, a session over)."""
+        super().post_statuses(notes)
+        self._hold_for_unspecified()
+
+    def reserve(self, port: Port, reservation: Reservation) -> str:
+        """The base's, the held EVSEs re-balanced once at the end (a reservation of an
+        unspecified EVSE replaced by one of this EVSE, H01.FR.02, passes no status)."""
+        with self._holds_settled():
+            return super().reserve(port, reservation)
+
+    def may_reserve(self, port: Port, reservation: Reservation) -> bool:
+        """A reservation of ``port`` leaves the reservations of an unspecified EVSE an EVSE
+        each (a held EVSE is needed by them: Occupied, OCTT TC_H_09 the other way round)."""
+        others = [r for r in self.unbound if r.id != reservation.id]
+        if not others:
+            return True
+        free = [
+            p
+            for p in self.ports.values()
+            if p is not port and self._free_for_unspecified(p, reservation.id)
+        ]
+        return self._assignable(others, free)
+
+    def cancel_reservation(self, reservation_id: int) -> bool:
+        """H02 (and H04, H01.FR.02): also a reservation of an unspecified EVSE; the EVSEs it
+        held are released (H02.FR.06 errata 2025-02)."""
+        if super().cancel_reservation(reservation_id):
+            return True
+        for reservation in self.unbound:
+            if reservation.id == reservation_id:
+                self.unbound = [r for r in self.unbound if r is not reservation]
+                self._hold_for_unspecified()
+                return True
+        return False
+
+    async def claim_reservation(
+        self, port: Port, token: str, token_type: str | None, status: str | None
+    ) -> tuple[Reservation | None, str | None]:
+        """H03 S3 (errata 2025-01): an id token matching a reservation of an unspecified EVSE
+        (its idToken, or its groupIdToken as the authorization says, H03 S2) uses it at any
+        EVSE that fits it, Available, held or with the holder's cable already in. An EVSE
+        reserved for its own reservation goes first (H03 S1/S2). On a held EVSE any other
+        id token "is not authorized to charge" (H03 remark): Invalid."""
+        if port.reservation is not None or not self.unbound:
+            return await super().claim_reservation(port, token, token_type, status)
+        fitting = [r for r in self.unbound if self._fits(port, r)]
+        for reservation in fitting:
+            if self._token_matches(token, reservation.id_token):
+                return reservation, status
+        groups = [r for r in fitting if r.parent_id is not None]
+        if groups:
+            status, group = await self.authorize_info(token, token_type)
+            for reservation in groups:
+                if status == "Accepted" and self._token_matches(reservation.parent_id or "", group):
+                    return reservation, status
+        if self.facts(port.id).held:
+            return None, "Invalid"
+        return None, status
+
+    def use_reservation(self, port: Port, reservation: Reservation) -> int | None:
+        """H03.FR.09: a reservation of an unspecified EVSE used ends as one of the EVSE does
+        (the caller's next status change re-balances the held EVSEs)."""
+        if any(r is reservation for r in self.unbound):
+            self.unbound = [r for r in self.unbound if r is not reservation]
+            return reservation.id
+        return super().use_reservation(port, reservation)
+
+    async def on_timer(self) -> float | None:
+        """The base timer, then the reservations of an unspecified EVSE that expired (H04:
+        the EVSEs they held turn Available, then ReservationStatusUpdate Expired)."""
+        due = await super().on_timer()
+        wall = self.st.now()
+        for reservation in [r for r in self.unbound if wall >= r.expires_at]:
+            self.cancel_reservation(reservation.id)
+            self.reservation_expired(None, reservation)
+            await self.st.save()
+        if not self.unbound:
+            return due
+        soonest = min(r.expires_at for r in self.unbound)
+        at = self.st.clock() + (soonest - wall).total_seconds()
+        return at if due is None else min(due, at)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["unbound_reservations"] = [r.to_dict() for r in self.unbound]
+        return data
+
+    def load_dict(self, data: dict[str, Any]) -> list[tuple[Port, Tx]]:
+        # first: the held EVSEs restored with the facts are re-balanced against these
+        self.unbound = [Reservation.from_dict(r) for r in data.get("unbound_reservations", [])]
+        return super().load_dict(data)
 
     async def on_cancel_reservation(
         self, req: v201.CancelReservationRequest, _: Any
     ) -> dict[str, Any]:
         return await self.answer_cancel_reservation(req.reservation_id)
 
-    def reservation_expired(self, port: Port, reservation: Reservation) -> None:
+    def reservation_expired(self, port: Port | None, reservation: Reservation) -> None:
         self.st.post(
             "ReservationStatusUpdate",
             {"reservationId": reservation.id, "reservationUpdateStatus": "Expired"},
         )
 
-    def on_update_firmware(self, req: v201.UpdateFirmwareRequest, _: Any) -> dict[str, Any]:
+    async def on_update_firmware(self, req: v201.UpdateFirmwareRequest, _: Any) -> dict[str, Any]:
+        """L01 (secure: ``signingCertificate``, ``signature``) and L02 (neither).
+
+        A signing certificate is validated before the answer (L01.FR.21, secondary source):
+        not issued by an installed ManufacturerRootCertificate, outside its validity, or
+        absent next to a signature: InvalidCertificate (L01.FR.22, secondary source) and
+        the security event InvalidFirmwareSigningCertificate (L01.FR.02), committed before
+        the answer. An update with neither field is the non-secure L02 one: accepted by a
+        station without manufacturer roots, Rejected by one that has them and so supports
+        secure updates (the spec has no variable for it; OCTT TC_L_18_CS expects Rejected
+        or InvalidCertificate). Accepted (AcceptedCanceled when an update was running,
+        L01.FR.24 secondary source) goes on in :meth:`update_firmware`, every
+        FirmwareStatusNotification with the requestId (L01.FR.10)."""
+        firmware = req.firmware
+        certificate = _opt(firmware.signing_certificate)
+        signature = _opt(firmware.signature)
+        signer = None
+        if certificate is None and signature is None:
+            if self.supports_secure_firmware():
+                return {
+                    "status": "Rejected",
+                    "statusInfo": {
+                        "reasonCode": "UnsignedFirmware",
+                        "additionalInfo": "this station installs signed firmware only",
+                    },
+                }
+        else:
+            try:
+                signer = self.firmware_signer(certificate)
+            except CertificateError as exc:
+                await self.security_event("InvalidFirmwareSigningCertificate", str(exc))
+                return {"status": "InvalidCertificate"}
         self.firmware_request_id = req.request_id
         report = functools.partial(self._firmware_status, request_id=req.request_id)
-        self.st.spawn(self.update_firmware(req.firmware.retrieve_date_time, report))
-        return {"status": "Accepted"}
+        job = FirmwareJob(
+            location=firmware.location,
+            retrieve=firmware.retrieve_date_time,
+            retries=_opt(req.retries),
+            retry_interval=_opt(req.retry_interval),
+            signer=signer,
+            signature=signature,
+        )
+        cancelled = self.start_firmware_update(job, report)
+        return {"status": "AcceptedCanceled" if cancelled else "Accepted"}
 
     async def _firmware_status(self, status: str, request_id: int) -> None:
         self.firmware_status = status

@@ -29,14 +29,25 @@
   root, or a replacement that does not grow the store, is allowed when it is full.
 - ``AdditionalRootCertificateCheck`` (1.6 whitepaper M05.FR.08-13, 2.0.1 SecurityCtrlr, M05):
   ``install(..., replace_signed=True)`` keeps one root of the type plus a fallback: a new
-  root must be signed by an installed root of that type (the one it replaces), which stays as
-  the fallback (:attr:`CertificateStore.fallback`) while the others go; one not signed by any
-  is Rejected. :meth:`CertificateStore.drop_fallbacks` removes the fallbacks once the station
-  connected again (M05.FR.12). A root no longer installed but the issuer of an installed one
-  is kept aside (:attr:`CertificateStore.issuers`) so the hash data of its child keeps the
-  right issuerKeyHash (RFC 6960 CertID).
+  root must be signed by the installed root of that type it replaces (not by a fallback still
+  kept), which stays as the fallback (:attr:`CertificateStore.fallback`) while the others go;
+  one not signed by it is Rejected. :meth:`CertificateStore.drop_fallbacks` removes the
+  fallbacks once a connection's server certificate was verified without them (M05.FR.12;
+  ``trusted_pem(fallback=False)`` is that trust, the runtime tries it first, M05.FR.13). A
+  root no longer installed but the issuer of an installed one is kept aside
+  (:attr:`CertificateStore.issuers`) so the hash data of its child keeps the right
+  issuerKeyHash (RFC 6960 CertID).
 - Renewal retries (A03): :func:`renewal_retry_delay` is the wait before an A03 renewal that
   got no certificate starts again.
+- The old charging-station certificate (2.0.1 errata 2025-01 A02.FR.10/28/29,
+  A03.FR.10/24/25; the 1.6 whitepaper's A02.FR.10 recommends keeping it as a fallback):
+  :meth:`CertificateStore.accept_signed` keeps the chain and key in use before
+  (:attr:`OwnCertificate.previous_chain`) while the new one has not carried a connection
+  (:attr:`OwnCertificate.unconfirmed`), so the station can fall back to it when it cannot
+  connect with the new one (:meth:`CertificateStore.client_certificate` with ``previous``);
+  the first connection with either one discards the other
+  (:meth:`CertificateStore.confirm_client_certificate`). Which one an attempt presents, and
+  when to switch, is the runtime's (:meth:`.station.Station._client_certificate_failed`).
 
 Which root anchors which use (A02.FR.06 "part of the Charging Station Operator certificate
 hierarchy"): the station's only CPO-hierarchy trust anchor is the CSMS root
@@ -47,7 +58,7 @@ certificate (:data:`ANCHORS_V16`, :data:`ANCHORS_V201`).
 
 The runtime (:mod:`.station`) builds its TLS client context from this store: it trusts
 :meth:`CertificateStore.trusted_pem` (plus ``StationConfig.ca_file``) and presents
-:attr:`CertificateStore.own_chain` with :attr:`CertificateStore.own_key` when it has them.
+:meth:`CertificateStore.client_certificate` when the store has one.
 
 Pure: no I/O, no clock reads (the caller passes ``now``); persisted with the station state
 through :meth:`CertificateStore.to_dict` / :meth:`CertificateStore.from_dict`.
@@ -304,17 +315,30 @@ class OwnCertificate:
     """PEM of the key of the last CSR, until a matching chain is accepted (A02.FR.05)."""
     pending_csr: str | None = None
     """The last CSR (PEM), resent as it is while no certificate comes (A02.FR.17)."""
+    unconfirmed: bool = False
+    """:attr:`chain` was accepted and has not carried a connection yet (A02.FR.28): the
+    certificate in use before it is kept (:attr:`previous_chain`) as the fallback."""
+    previous_chain: list[str] = dataclasses.field(default_factory=list)
+    """While :attr:`unconfirmed`: the chain in use before :attr:`chain` (leaf first); empty
+    when there was none in the store (the configured ``client_cert`` file, or nothing)."""
+    previous_key: str | None = None
+    """The key of :attr:`previous_chain`."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OwnCertificate:
+        """Restore :meth:`to_dict`; a blob from before the fallback fields is a confirmed
+        certificate without a previous one."""
         return cls(
             chain=[str(p) for p in data.get("chain", [])],
             key=data.get("key"),
             pending_key=data.get("pending_key"),
             pending_csr=data.get("pending_csr"),
+            unconfirmed=bool(data.get("unconfirmed", False)),
+            previous_chain=[str(p) for p in data.get("previous_chain", [])],
+            previous_key=data.get("previous_key"),
         )
 
 
@@ -367,8 +391,11 @@ class CertificateStore:
         kept = [p for p in current if p not in same]
         fallback = None
         if replace_signed and kept and not same:
+            # The root it replaces is an installed one, not a fallback kept from before
+            # (unless only the fallback is left): M05.FR.09 "signed by the old" root.
+            signers = [p for p in kept if p != self.fallback.get(cert_type)] or kept
             fallback = next(
-                (p for p in reversed(kept) if _issued_by(cert, parse_chain(p)[0])), None
+                (p for p in reversed(signers) if _issued_by(cert, parse_chain(p)[0])), None
             )
             if fallback is None:
                 raise CertificateError(
@@ -430,13 +457,25 @@ class CertificateStore:
             for pem in pems
         ]
 
-    def trusted_pem(self, cert_types: Sequence[str] = CSMS_ROOT_TYPES) -> str:
+    def trusted_pem(
+        self, cert_types: Sequence[str] = CSMS_ROOT_TYPES, *, fallback: bool = True
+    ) -> str:
         """The installed roots of ``cert_types`` as one PEM text ("" when none): what the
         station's TLS client trusts for the CSMS's server certificate (M05; 1.6 whitepaper
-        InstallCertificate). A fallback root kept by ``AdditionalRootCertificateCheck`` is
-        installed, so it is included: a server certificate the new root does not verify is
-        then tried against the old one (M05.FR.13)."""
-        return "".join(p for t in cert_types for p in self.roots.get(t, []))
+        InstallCertificate). ``fallback``: include the fallback roots kept by
+        ``AdditionalRootCertificateCheck``; without them it is the trust a connection must
+        be verified with before the fallbacks go (M05.FR.12), with them the trust a server
+        certificate the new root does not verify is tried with again (M05.FR.13)."""
+        return "".join(
+            p
+            for t in cert_types
+            for p in self.roots.get(t, [])
+            if fallback or p != self.fallback.get(t)
+        )
+
+    def has_fallback(self, cert_types: Sequence[str] = CSMS_ROOT_TYPES) -> bool:
+        """A fallback root of ``cert_types`` is installed (M05.FR.11)."""
+        return any(self.fallback.get(t) in self.roots.get(t, []) for t in cert_types)
 
     def anchors(self, cert_types: Sequence[str]) -> list[x509.Certificate]:
         """The installed roots of ``cert_types``, parsed."""
@@ -508,6 +547,43 @@ class CertificateStore:
     def pending_key(self) -> str | None:
         return self.own[CS_USE].pending_key if CS_USE in self.own else None
 
+    @property
+    def unconfirmed(self) -> bool:
+        """A new charging-station certificate has not carried a connection yet: the one
+        before it is kept as the fallback (A02.FR.28)."""
+        return CS_USE in self.own and self.own[CS_USE].unconfirmed
+
+    def client_certificate(self, *, previous: bool = False) -> tuple[list[str], str] | None:
+        """The charging-station chain (leaf first) and key a TLS connection presents: the
+        newest one, or with ``previous`` the one in use before an :attr:`unconfirmed` new
+        one (A02.FR.28 fallback). None: the store has none to give (the configured
+        ``client_cert`` file, if any, is what is left)."""
+        slot = self.own.get(CS_USE)
+        if slot is None:
+            return None
+        if previous and slot.unconfirmed:
+            chain, key = slot.previous_chain, slot.previous_key
+        else:
+            chain, key = slot.chain, slot.key
+        return (list(chain), key) if chain and key else None
+
+    def confirm_client_certificate(self, *, previous: bool) -> str | None:
+        """A02.FR.10 / A03.FR.10 (errata 2025-01): the station connected with the new
+        certificate (``previous`` False) or the old one (True): the one not in use is
+        discarded. Returns None when there was no choice to make (nothing unconfirmed),
+        ``"confirmed"`` when the new one stays, ``"discarded"`` when the new one went and the
+        old one is the station's certificate again (A02.FR.29: then report
+        DiscardedRenewedClientCertificate)."""
+        slot = self.own.get(CS_USE)
+        if slot is None or not slot.unconfirmed:
+            return None
+        outcome = "confirmed"
+        if previous:
+            slot.chain, slot.key = slot.previous_chain, slot.previous_key
+            outcome = "discarded"
+        slot.unconfirmed, slot.previous_chain, slot.previous_key = False, [], None
+        return outcome
+
     def make_csr(self, common_name: str, organization: str, use: str = CS_USE) -> str:
         """A fresh EC P-256 key (kept pending for ``use``) and a PEM CSR for it (A02.FR.02,
         A02.FR.03; CN ``common_name``, O ``organization``, A02.FR.13)."""
@@ -540,7 +616,12 @@ class CertificateStore:
         """A02/A03 CertificateSigned: install the chain as the station's ``use`` certificate
         if it passes :func:`verify_chain` against the installed roots of the ``anchors``
         types at ``now`` and its leaf is for the pending key; else :class:`CertificateError`
-        and nothing changes (A02.FR.07: the certificate is discarded)."""
+        and nothing changes (A02.FR.07: the certificate is discarded).
+
+        A new charging-station certificate is :attr:`OwnCertificate.unconfirmed` until it
+        carried a connection, and the one in use before is kept meanwhile (A02.FR.10/28):
+        the one that last connected, so a new one replacing a new one that never connected
+        keeps the older one as the fallback."""
         chain = parse_chain(chain_pem)
         slot = self.own.get(use)
         if slot is None or slot.pending_key is None:
@@ -549,6 +630,9 @@ class CertificateStore:
         if _key_bits(chain[0].public_key()) != _key_bits(key.public_key()):
             raise CertificateError("the certificate is not for the station's pending key")
         verify_chain(chain, self.anchors(anchors), now)
+        if use == CS_USE and not slot.unconfirmed:
+            slot.previous_chain, slot.previous_key = slot.chain, slot.key
+            slot.unconfirmed = True
         slot.chain = [_pem(c) for c in chain]
         slot.key, slot.pending_key, slot.pending_csr = slot.pending_key, None, None
 

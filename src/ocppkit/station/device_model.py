@@ -464,7 +464,7 @@ def standard_variables(
         # ReservationCtrlr
         _bool(res, "Available", True, mutability=RO, required=False),
         _bool(res, "Enabled", True, required=False),
-        _bool(res, "NonEvseSpecific", False, mutability=RO, required=False),
+        _bool(res, "NonEvseSpecific", True, mutability=RO, required=False),  # H01 built
         # MonitoringCtrlr (N02-N08; ActiveMonitoring* change only through their messages)
         _bool(mon, "Available", True, mutability=RO, required=False),
         _bool(mon, "Enabled", True, required=False),

@@ -106,7 +106,9 @@ def profile_problem(profile: Mapping[str, Any], *, has_client_certificate: bool)
     Checked: ``ocppVersion`` OCPP20 (this station speaks 2.0.1 only), ``ocppTransport``
     JSON (no SOAP), a ``ws://`` or ``wss://`` URL with a host, ``securityProfile`` 0..3,
     TLS (``wss://``) for profiles 2 and 3 (A00: both are TLS profiles), a client
-    certificate for profile 3 and ``messageTimeout`` > 0. The APN, VPN and
+    certificate for profile 3 (``has_client_certificate``: the station's certificate store
+    holds one or files are configured, :meth:`.station.Station.has_client_certificate`)
+    and ``messageTimeout`` > 0. The APN, VPN and
     ``ocppInterface`` describe the station's modem and network interfaces; the emulator
     has one network and ignores them.
     """

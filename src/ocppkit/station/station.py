@@ -9,7 +9,9 @@ runs thousands in one event loop over one shared :class:`~.store.StationStore`.
 Theory of operation
 -------------------
 :meth:`Station.run` restores the state blob from the store (a transaction found running
-is ended with reason PowerLoss, :meth:`.behaviour.Behaviour.recover`) and then loops:
+is ended with reason PowerLoss, :meth:`.behaviour.Behaviour.recover`; :meth:`Station.restore`,
+which also refuses security profile 3 with no client certificate, neither configured nor in
+the certificate store, :class:`StationConfigError`) and then loops:
 
 1. **connect** to ``csms_url + "/" + station_id`` offering the configured version (Basic
    auth header for profiles 1-2, TLS context for ``wss://``, client certificate for 3; the
@@ -20,7 +22,13 @@ is ended with reason PowerLoss, :meth:`.behaviour.Behaviour.recover`) and then l
    a failed attempt or a lost connection waits :class:`~.backoff.Backoff` (2.0.1 Part 4
    §5.3: minimum x 2^n + U(0, range)) before the next one, a reboot (Reset, firmware) does
    not wait, nor does the switch to a new station certificate (A02.FR.08 / A03.FR.08,
-   :meth:`Station.switch_client_certificate`);
+   :meth:`Station.switch_client_certificate`); while a new station certificate has not
+   connected, the old one is kept and tried when a round of attempts with the new one
+   failed, alternately (A02.FR.28 / A03.FR.24); the first connection with either discards
+   the other (A02.FR.10); after a CSMS root was replaced under
+   ``AdditionalRootCertificateCheck``, each attempt first trusts the new root without the
+   fallback, and only a server certificate it verified lets the fallback go (M05.FR.12/13,
+   :meth:`Station._dial`);
 2. **boot**: BootNotification until Accepted; Pending/Rejected retry after the interval
    given (only CSMS-triggered messages go out meanwhile, B02/B03); every connection boots,
    because CSMSs (ours too) only accept CALLs on a connection that booted;
@@ -52,6 +60,7 @@ import datetime
 import itertools
 import os
 import random
+import ssl
 import tempfile
 import time
 import urllib.parse
@@ -93,7 +102,7 @@ from ocppkit.station.network_profiles import Endpoint, Failover, ProfileHost, st
 from ocppkit.station.store import NewMessage, QueuedMessage, StationStore
 from ocppkit.transport import Connection, connect
 
-__all__ = ["ActionRefused", "Station", "StationConfig", "StationObserver"]
+__all__ = ["ActionRefused", "Station", "StationConfig", "StationConfigError", "StationObserver"]
 
 _log = structlog.get_logger("ocppkit.station")
 
@@ -151,6 +160,11 @@ class StationConfig:
     """A remote start plugs the cable in (the emulated driver who asked for it does)."""
     firmware_step_seconds: float = 1.0
     """Time each firmware / diagnostics status step takes."""
+    firmware_download: str = "simulate"
+    """``simulate``: firmware is not downloaded, its statuses are walked in steps and no
+    signature is claimed verified; ``fetch``: http(s) locations are downloaded and a secure
+    update's signature checked over the file (:mod:`.firmware`). The default keeps fleets
+    and scenarios that name made-up locations working."""
     boot_retry_seconds: float = 30.0
     """Wait before the next BootNotification after a timeout or an interval of 0."""
     queue_limit: int = DEFAULT_QUEUE_LIMIT
@@ -166,6 +180,10 @@ class StationConfig:
             raise ValueError("a station has at least one connector")
         if self.supply not in ("ac", "dc"):
             raise ValueError(f"supply must be 'ac' or 'dc', not {self.supply!r}")
+        if self.firmware_download not in ("fetch", "simulate"):
+            raise ValueError(
+                f"firmware_download must be 'fetch' or 'simulate', not {self.firmware_download!r}"
+            )
         if not 0 <= self.security_profile <= 3:
             raise ValueError("security_profile is 0..3")
         scheme = urllib.parse.urlsplit(self.csms_url).scheme
@@ -173,8 +191,8 @@ class StationConfig:
             raise ValueError(f"the CSMS URL must be ws:// or wss://, not {self.csms_url!r}")
         if self.security_profile >= 2 and scheme != "wss":
             raise ValueError("security profiles 2 and 3 need a wss:// URL")
-        if self.security_profile == 3 and not (self.client_cert and self.client_key):
-            raise ValueError("security profile 3 needs a client certificate and key")
+        if bool(self.client_cert) != bool(self.client_key):
+            raise ValueError("client_cert and client_key go together: give both or neither")
 
     @property
     def url(self) -> str:
@@ -186,6 +204,18 @@ class StationConfig:
     def endpoint(self) -> Endpoint:
         """The configured URL and security profile (2.0.1: slot 0's factory profile)."""
         return Endpoint(slot=0, csms_url=self.csms_url, security_profile=self.security_profile)
+
+
+V16_CERTIFICATE_ATTEMPTS = 3
+"""1.6: failed attempts with one client certificate before the other is tried (A02.FR.28
+counts a round over the network profiles; 1.6 has one URL and no attempts setting, so the
+2.0.1 default of NetworkProfileConnectionAttempts is used)."""
+
+
+class StationConfigError(ValueError):
+    """The configuration cannot work with the state the station restored (e.g. security
+    profile 3 with neither a configured client certificate nor one in the certificate
+    store). Raised by :meth:`Station.restore` / :meth:`Station.run`; one line."""
 
 
 def _private_file(folder: str, name: str, text: str) -> str:
@@ -258,6 +288,15 @@ class Station:
         """The connection was closed to switch certificates: connect again at once."""
         self._session_endpoint: Endpoint | None = None
         """Where the current connection goes (None: not connected)."""
+        self._restored = False
+        self.new_root_verified = False
+        """The current connection's server certificate was verified by the installed CSMS
+        roots without a fallback root, while one was kept (M05.FR.12: the fallback may go)."""
+        self._previous_certificate = False
+        """The next attempt presents the old station certificate, not an unconfirmed new one
+        (A02.FR.28)."""
+        self._certificate_failures = 0
+        """Failed profile-3 attempts with the certificate :attr:`_previous_certificate` says."""
         self._boot_reason = "PowerUp"
         self._boot_now = asyncio.Event()
         self._timer_wake = asyncio.Event()
@@ -479,8 +518,14 @@ class Station:
     # -- the run loop --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Connect, boot, run and reconnect until :meth:`stop`."""
-        await self._restore()
+        """Connect, boot, run and reconnect until :meth:`stop`. Raises
+        :class:`StationConfigError` at once when :meth:`restore` does (and logs it: a fleet
+        runs stations as tasks)."""
+        try:
+            await self.restore()
+        except StationConfigError as exc:
+            self.log.error("station not started", error=str(exc))
+            raise
         self._plan_network()
         timer = self.spawn(self._timer_loop())
         try:
@@ -519,6 +564,28 @@ class Station:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop_event.wait(), delay)
 
+    async def restore(self) -> None:
+        """Load the persisted state (once; :meth:`run` calls it) and check what only that
+        state can tell: security profile 3 needs a client certificate, the configured files
+        or one the certificate store holds (e.g. from an earlier CertificateSigned); with
+        neither, :class:`StationConfigError`."""
+        if self._restored:
+            return
+        await self._restore()
+        self._restored = True
+        if self.config.security_profile == 3 and not self.has_client_certificate():
+            raise StationConfigError(
+                "security profile 3 needs a client certificate and key (client_cert, "
+                "client_key), and the station's certificate store holds none"
+            )
+
+    def has_client_certificate(self) -> bool:
+        """A TLS client certificate to present: the store's charging-station certificate or
+        the configured ``client_cert`` / ``client_key`` (B09.FR.02 asks it of a profile-3
+        network profile, :func:`.network_profiles.profile_problem`)."""
+        configured = bool(self.config.client_cert and self.config.client_key)
+        return configured or self.behaviour.certs.client_certificate() is not None
+
     async def _restore(self) -> None:
         self._queued = await self.store.count(self.station_id)
         blob = await self.store.load_state(self.station_id)
@@ -551,21 +618,63 @@ class Station:
         return self.config.endpoint
 
     def _attempt_failed(self, endpoint: Endpoint) -> None:
-        """B10.FR.03: count the failed attempt on the slot; maybe switch to the next."""
+        """B10.FR.03: count the failed attempt on the slot; maybe switch to the next. A02.FR.28:
+        count it for the station certificate it presented."""
         failover = self._failover
         if failover is not None and failover.failed():
             self.log.info("switching network profile", slot=endpoint.slot, to=failover.slot)
+        self._client_certificate_failed(endpoint)
 
-    def _ssl(self, endpoint: Endpoint) -> Any:
+    def _client_certificate_failed(self, endpoint: Endpoint) -> None:
+        """A02.FR.28 / A03.FR.24 (2.0.1 errata 2025-01; the 1.6 whitepaper keeps the old
+        certificate as a fallback too): while a new station certificate has not connected,
+        a round of failed profile-3 attempts with it (every NetworkConfigurationPriority
+        entry its NetworkProfileConnectionAttempts; 1.6: :data:`V16_CERTIFICATE_ATTEMPTS`)
+        switches to the old one, and a round failed with the old one back to the new one:
+        the fail-over starts the list over after its last entry (B10.FR.08), so the two
+        alternate, and the station never stops trying (B10.FR.09). Only profile 3 counts:
+        elsewhere the certificate is not what the CSMS checks. The old one is the store's
+        previous chain, else the configured ``client_cert``; with neither there is nothing
+        to fall back to."""
+        certs = self.behaviour.certs
+        if endpoint.security_profile != 3 or not certs.unconfirmed:
+            return
+        configured = bool(self.config.client_cert and self.config.client_key)
+        if certs.client_certificate(previous=True) is None and not configured:
+            return
+        self._certificate_failures += 1
+        failover = self._failover
+        round_size = (
+            len(failover.order) * failover.attempts
+            if failover is not None
+            else V16_CERTIFICATE_ATTEMPTS
+        )
+        if self._certificate_failures < round_size:
+            return
+        self._certificate_failures = 0
+        self._previous_certificate = not self._previous_certificate
+        which = "old" if self._previous_certificate else "new"
+        self.log.warning("no connection with the station certificate: trying the " + which)
+
+    def _ssl(self, endpoint: Endpoint, *, fallback_root: bool = True) -> Any:
         """The TLS client context for ``endpoint`` (None for ``ws://``), made afresh for each
         attempt from the certificate store, so what the CSMS installed is what is used:
 
         * trust: ``StationConfig.ca_file`` plus every installed CSMS root (2.0.1
           CSMSRootCertificate, 1.6 CentralSystemRootCertificate; M05: the root installed is
           the one the station verifies the CSMS's server certificate with), a fallback root
-          included (M05.FR.13); with neither, the system's trust store;
+          included (M05.FR.13); with neither, the system's trust store. ``fallback_root``
+          False: the installed roots without the fallbacks and without ``ca_file``, the
+          trust that proves the new root verified the server (M05.FR.12; the caller makes
+          sure it is not empty, which would mean the system's store);
         * client certificate: the store's charging-station certificate chain and key (A02 /
-          A03, installed by CertificateSigned), else ``client_cert`` / ``client_key``.
+          A03, installed by CertificateSigned; the one before it while the station falls
+          back, A02.FR.28), else ``client_cert`` / ``client_key``.
+
+        Every trusted certificate is a trust anchor on its own (OpenSSL's partial-chain
+        flag): a CSMS root installed under ``AdditionalRootCertificateCheck`` is signed by
+        the root it replaced (M05.FR.09), not by itself, and must verify the server once that
+        one is gone (M05.FR.12).
 
         ``ssl`` loads a certificate chain and key from files only: they are written, mode
         0600, into a private temporary directory (mode 0700) and removed as soon as the
@@ -575,21 +684,26 @@ class Station:
         from ocppkit.transport.tls import client_context
 
         certs = self.behaviour.certs
-        roots = certs.trusted_pem() or None
-        chain, key = certs.own_chain, certs.own_key
-        if not (chain and key):
-            return client_context(
-                self.config.ca_file,
+        roots = certs.trusted_pem(fallback=fallback_root) or None
+        ca_file = self.config.ca_file if fallback_root else None
+        own = certs.client_certificate(previous=self._previous_certificate)
+        if own is None:
+            context = client_context(
+                ca_file,
                 cadata=roots,
                 certfile=self.config.client_cert,
                 keyfile=self.config.client_key,
             )
-        with tempfile.TemporaryDirectory(prefix="ocppkit-tls-") as folder:
-            chain_file = _private_file(folder, "chain.pem", "".join(chain))
-            key_file = _private_file(folder, "key.pem", key)
-            return client_context(
-                self.config.ca_file, cadata=roots, certfile=chain_file, keyfile=key_file
-            )
+        else:
+            chain, key = own
+            with tempfile.TemporaryDirectory(prefix="ocppkit-tls-") as folder:
+                chain_file = _private_file(folder, "chain.pem", "".join(chain))
+                key_file = _private_file(folder, "key.pem", key)
+                context = client_context(
+                    ca_file, cadata=roots, certfile=chain_file, keyfile=key_file
+                )
+        context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        return context
 
     def switch_client_certificate(self) -> None:
         """A02.FR.08 / A03.FR.08 (2.0.1 errata 2025-01; 1.6 whitepaper TC_074_CS step 7): a
@@ -601,6 +715,7 @@ class Station:
         ask for the certificate); on ``ws://`` there is no TLS connection to switch. The
         reconnect is not a failed attempt (the connection was up: no back-off, no
         network-profile fail-over count, B10.FR.03)."""
+        self._previous_certificate, self._certificate_failures = False, 0  # the new one first
         conn, endpoint = self.connection, self._session_endpoint
         if conn is None or endpoint is None or not endpoint.csms_url.startswith("wss"):
             return
@@ -621,21 +736,12 @@ class Station:
 
     async def _connection_once(self) -> None:
         self._set_link("connecting")
-        ping = self.behaviour.ping_interval()
         endpoint = self._endpoint()
-        timeout = endpoint.message_timeout or self.behaviour.call_timeout()
+        previous = self._previous_certificate
         try:
-            async with connect(
-                endpoint.url(self.station_id),
-                versions=[self.config.ocpp_version],
-                routers={self._version(): self._router()},
-                session_options={"call_timeout": timeout},
-                ping_interval=ping,
-                ping_timeout=ping,
-                additional_headers=self._headers(endpoint),
-                ssl=self._ssl(endpoint),
-            ) as conn:
-                await self._online_session(conn, endpoint)
+            async with contextlib.AsyncExitStack() as stack:
+                conn = await self._dial(stack, endpoint)
+                await self._online_session(conn, endpoint, previous_certificate=previous)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # refused, handshake rejected, TLS failure, ...
@@ -650,6 +756,46 @@ class Station:
             if not self._stopping:
                 self._set_link("disconnected")
 
+    async def _dial(self, stack: contextlib.AsyncExitStack, endpoint: Endpoint) -> Connection:
+        """Open the connection of one attempt (closed with ``stack``).
+
+        M05.FR.12/13 (``AdditionalRootCertificateCheck``): while a fallback CSMS root is
+        kept, the server certificate is first verified with the installed roots alone, the
+        fallback and ``ca_file`` left out; verified so, :attr:`new_root_verified` is set and
+        the fallback goes after the boot (:meth:`.behaviour.Behaviour.confirm_root_certificates`).
+        When that trust does not verify it, the same attempt connects again trusting the
+        fallback (and ``ca_file``) too, and the fallback stays."""
+        self.new_root_verified = False
+        certs = self.behaviour.certs
+        wss = endpoint.csms_url.startswith("wss")
+        if wss and certs.has_fallback() and certs.trusted_pem(fallback=False):
+            try:
+                conn: Connection = await stack.enter_async_context(self._connect(endpoint, False))
+            except ssl.SSLCertVerificationError as exc:
+                self.log.info(
+                    "server certificate not verified by the new CSMS root; trying the fallback",
+                    error=str(exc)[:200],
+                )
+            else:
+                self.new_root_verified = True
+                return conn
+        fallback: Connection = await stack.enter_async_context(self._connect(endpoint, True))
+        return fallback
+
+    def _connect(self, endpoint: Endpoint, fallback_root: bool) -> Any:
+        ping = self.behaviour.ping_interval()
+        timeout = endpoint.message_timeout or self.behaviour.call_timeout()
+        return connect(
+            endpoint.url(self.station_id),
+            versions=[self.config.ocpp_version],
+            routers={self._version(): self._router()},
+            session_options={"call_timeout": timeout},
+            ping_interval=ping,
+            ping_timeout=ping,
+            additional_headers=self._headers(endpoint),
+            ssl=self._ssl(endpoint, fallback_root=fallback_root),
+        )
+
     def _version(self) -> Any:
         from ocppkit.protocol import parse_version
 
@@ -658,12 +804,16 @@ class Station:
     def _router(self) -> Any:
         return _RecordingRouter(self)
 
-    async def _online_session(self, conn: Connection, endpoint: Endpoint) -> None:
+    async def _online_session(
+        self, conn: Connection, endpoint: Endpoint, *, previous_certificate: bool = False
+    ) -> None:
         self.connection = conn
         self._session_endpoint = endpoint
         conn.observer = self._on_frame
         self.connects += 1
         self._backoff.reset()
+        if endpoint.security_profile == 3 and endpoint.csms_url.startswith("wss"):
+            await self._client_certificate_connected(previous_certificate)
         if self._failover is not None and isinstance(self.behaviour, ProfileHost):
             self._failover.connected()
             self.behaviour.network_connected(endpoint)  # saved with the boot (B10.FR.10)
@@ -688,6 +838,24 @@ class Station:
             for task in (sender, heartbeat):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+    async def _client_certificate_connected(self, previous: bool) -> None:
+        """A02.FR.10 / A03.FR.10 (errata 2025-01): a profile-3 connection is up with the new
+        station certificate (``previous`` False) or the old one: the other is discarded,
+        persisted at once; a discarded new one is reported with a SecurityEventNotification
+        DiscardedRenewedClientCertificate (A02.FR.29 / A03.FR.25), queued like every
+        security event (A04.FR.02), in the same commit."""
+        outcome = self.behaviour.certs.confirm_client_certificate(previous=previous)
+        self._previous_certificate, self._certificate_failures = False, 0
+        if outcome == "discarded":
+            self.log.warning("the new station certificate never connected: discarded")
+            await self.behaviour.security_event(
+                "DiscardedRenewedClientCertificate",
+                "no connection with the renewed certificate; the old one connected",
+            )
+        elif outcome == "confirmed":
+            self.log.info("connected with the new station certificate: the old one discarded")
+            await self.save()
 
     async def _boot(self, conn: Connection) -> bool:
         while not conn.closed:

@@ -90,6 +90,17 @@ Rules a reviewer should know (decisions, each with its reason):
     ``Finishing`` until "the vehicle has left the parking bay"; 2.0.1 ``Occupied`` (same
     ConnectorStatusEnumType wording), ``Reserved`` still first (rule 4). Only 2.0.1 starts a
     transaction on it (:data:`EVENT_RULES_201`).
+11. **2.0.1 keeps EVSEs free for reservations of an unspecified EVSE** (H01, ``held``): a
+    ReserveNow without ``evseId`` binds no EVSE; the runtime keeps enough EVSEs free for all
+    such reservations and, when the free ones are just enough (as many as the reservations,
+    per connector type), *holds* them (``HOLD``): they report ``Reserved`` like a reserved
+    one (OCTT TC_H_14: "all available EVSE to reserved"), and ``RELEASE`` when they are no
+    longer needed. Which EVSEs are needed is the runtime's sum over the whole station (it
+    sees every reservation); this table only records the fact. A cable or an EV in the bay
+    keeps a held connector ``Reserved`` (rule 4, G01.FR.09 errata 2025-01); the id token
+    that uses one of those reservations clears it (``AUTHORIZE``); becoming Unavailable
+    clears it (rule 3). 1.6 refuses both events (its connector 0 reservations are not
+    supported).
 
 Every status change the 1.6 machine can produce is a transition the 1.6 §4.9 table lists
 (:data:`SPEC_TRANSITIONS_16`); the tests check that over random event sequences.
@@ -158,6 +169,8 @@ class Event(enum.Enum):
     EVSE_SUSPENDS = "EVSE offers no energy (charging profile limit 0)"
     EVSE_RESUMES = "EVSE offers energy again"
     RESERVE = "reservation made"
+    HOLD = "kept free for the reservations of an unspecified EVSE (2.0.1 H01)"
+    RELEASE = "no longer needed for the reservations of an unspecified EVSE (2.0.1 H01)"
     RESERVATION_ENDED = (
         "reservation expired or cancelled, or used by the id token that authorized a running "
         "transaction (2.0.1 H03, cable first)"
@@ -205,6 +218,8 @@ class Facts:
     ev_drawing: bool = False
     evse_suspended: bool = False
     reserved: bool = False
+    held: bool = False
+    """2.0.1: kept free for the reservations of an unspecified EVSE (rule 11)."""
     inoperative: bool = False
     """Availability as applied (not as scheduled)."""
     scheduled: bool | None = None
@@ -253,7 +268,7 @@ EVENT_RULES: Final[Mapping[Event, EventRule]] = {
     ),
     Event.AUTHORIZE: EventRule(
         (_NO_TX, _OPERATIVE, _HEALTHY),
-        lambda f: replace(f, authorized=True, reserved=False, finishing=False),
+        lambda f: replace(f, authorized=True, reserved=False, held=False, finishing=False),
     ),
     Event.AUTHORIZATION_ENDED: EventRule(
         ((lambda f: f.authorized, "no authorization is pending"),),
@@ -293,12 +308,14 @@ EVENT_RULES: Final[Mapping[Event, EventRule]] = {
             (lambda f: not f.parked, "an EV is in the parking bay (Occupied)"),
             (lambda f: not f.authorized, "a user is being served (Occupied)"),
         ),
-        lambda f: replace(f, reserved=True),
+        lambda f: replace(f, reserved=True, held=False),
     ),
     Event.RESERVATION_ENDED: EventRule(
         ((lambda f: f.reserved, "the connector is not reserved"),),
         lambda f: replace(f, reserved=False),
     ),
+    Event.HOLD: EventRule(((lambda f: False, "2.0.1 only (rule 11)"),), lambda f: f),
+    Event.RELEASE: EventRule(((lambda f: False, "2.0.1 only (rule 11)"),), lambda f: f),
     # FAULT_RAISED sets ``fault`` to the given error code: see ConnectorMachine.handle.
     Event.FAULT_RAISED: EventRule((), lambda f: f),
     Event.FAULT_CLEARED: EventRule(
@@ -327,12 +344,18 @@ EVENT_RULES_201: Final[Mapping[Event, EventRule]] = {
         # The reservation stays: only its holder's id token uses it (rule 4, H03 S1 #2).
         lambda f: replace(f, transaction=True, authorized=False, finishing=False),
     ),
+    Event.HOLD: EventRule(
+        (_OPERATIVE, _HEALTHY, (lambda f: not f.authorized, "a user is being served")),
+        lambda f: replace(f, held=True),
+    ),
+    Event.RELEASE: EventRule((), lambda f: replace(f, held=False)),
 }
 """2.0.1's event table: :data:`EVENT_RULES` except that a transaction may start on a reserved
 connector (TxStartPoint EVConnected / ParkingBayOccupancy, before any id token) and keeps the
 reservation until the holder's id token consumes it (rule 4; errata 2025-01 H03 S1/S2 #2),
 and may start with only an EV in the parking bay (TxStartPoint ParkingBayOccupancy, rule
-10)."""
+10); and EVSEs are held for reservations of an unspecified EVSE (``HOLD`` / ``RELEASE``,
+rule 11)."""
 
 
 # --- status tables ---------------------------------------------------------------------------
@@ -356,12 +379,13 @@ STATUS_TABLE_16: Final[tuple[Row[S16], ...]] = (
 STATUS_TABLE_201: Final[tuple[Row[S201], ...]] = (
     (lambda f: f.fault is not None, S201.FAULTED),
     (lambda f: f.inoperative and not f.transaction, S201.UNAVAILABLE),
-    (lambda f: f.reserved, S201.RESERVED),
+    (lambda f: f.reserved or f.held, S201.RESERVED),
     (lambda f: f.plugged or f.parked, S201.OCCUPIED),
     (lambda f: True, S201.AVAILABLE),
 )
-"""OCPP 2.0.1 ConnectorStatusEnumType from the facts (G01; rules 4 and 8): Reserved until the
-reservation is used or ends, even with a cable in (H03 S1 #2); Occupied while a cable is in
+"""OCPP 2.0.1 ConnectorStatusEnumType from the facts (G01; rules 4, 8 and 11): Reserved until
+the reservation is used or ends, even with a cable in (H03 S1 #2), and while held for the
+reservations of an unspecified EVSE (H01); Occupied while a cable is in
 or a bay sensor detects an EV (rule 10); neither an id token nor a transaction alone occupies
 a connector (H03 S1: Occupied "when cable is connected")."""
 
@@ -528,7 +552,9 @@ class ConnectorMachine(Generic[StatusT, RequestT]):
             applied = replace(after, inoperative=after.scheduled, scheduled=None)
             if applied.inoperative and not after.inoperative:
                 cancelled = applied.reserved
-                applied = replace(applied, reserved=False, finishing=False, authorized=False)
+                applied = replace(
+                    applied, reserved=False, held=False, finishing=False, authorized=False
+                )
             steps.append(applied)
         statuses = [status_from(self.table, facts) for facts in steps]
         if len(statuses) == 2 and self._may_skip(self._status, statuses[1]):

@@ -142,7 +142,7 @@ def test_every_mistake_is_one_line() -> None:
         ({"versions": {}}, "must be a table like"),
         ({"versions": {"1.6": 0}}, "at least one weight must be > 0"),
         ({"measurands": []}, "non-empty list"),
-        ({"security_profile": 3}, "client_cert and client_key: required"),
+        ({"security_profile": 3, "client_cert": "c.pem"}, "client_cert and client_key: give both"),
         ({"behaviour": {"id_tags": 0}}, "behaviour.id_tags: must be >= 1"),
         ({"behaviour": {"id_tag_pattern": "TAG"}}, "must contain {n}"),
         ({"behaviour": {"arrival_per_hour": 1}}, "did you mean 'arrivals_per_hour'"),

@@ -45,7 +45,7 @@ def test_unknown_stop_reason_is_refused() -> None:
         ({"security_profile": 4}, "0..3"),
         ({"csms_url": "http://h/ocpp"}, "ws:// or wss://"),
         ({"security_profile": 2}, "wss://"),
-        ({"csms_url": "wss://h", "security_profile": 3}, "client certificate"),
+        ({"csms_url": "wss://h", "security_profile": 3, "client_cert": "c.pem"}, "client_key"),
     ],
 )
 def test_config_rejects_what_cannot_run(kwargs: dict[str, object], message: str) -> None:
