@@ -961,6 +961,25 @@ class Behaviour(abc.ABC):
         self._firmware_task = self.st.spawn(self.update_firmware(job, report))
         return cancelled
 
+    def start_signed_update(
+        self, request: Any, signer: Any, report: Callable[[str], Awaitable[None]]
+    ) -> dict[str, Any]:
+        """Start a 1.6 SignedUpdateFirmware or a 2.0.1 UpdateFirmware (the same fields:
+        ``firmware.location`` / ``retrieveDateTime`` / ``signature``, ``retries``,
+        ``retryInterval``) whose signing certificate was checked; ``signer`` None: an unsigned
+        2.0.1 update (L02). The answer: Accepted, or AcceptedCanceled when it replaced one."""
+        firmware = request.firmware
+        job = FirmwareJob(
+            location=firmware.location,
+            retrieve=firmware.retrieve_date_time,
+            retries=_unset_is_none(request.retries),
+            retry_interval=_unset_is_none(request.retry_interval),
+            signer=signer,
+            signature=_unset_is_none(firmware.signature),
+        )
+        cancelled = self.start_firmware_update(job, report)
+        return {"status": "AcceptedCanceled" if cancelled else "Accepted"}
+
     async def update_firmware(
         self, job: FirmwareJob, report: Callable[[str], Awaitable[None]]
     ) -> None:
@@ -1397,3 +1416,7 @@ class Behaviour(abc.ABC):
             self.certificates_changed()
             await self.st.save()
         return {"status": status}
+
+
+def _unset_is_none(value: Any) -> Any:
+    return None if value is msgspec.UNSET else value

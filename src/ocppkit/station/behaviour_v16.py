@@ -688,13 +688,4 @@ class Behaviour16(Behaviour):
             )
             await self.st.save()
 
-        job = FirmwareJob(
-            location=firmware.location,
-            retrieve=firmware.retrieve_date_time,
-            retries=_opt(req.retries),
-            retry_interval=_opt(req.retry_interval),
-            signer=signer,
-            signature=firmware.signature,
-        )
-        cancelled = self.start_firmware_update(job, report)
-        return {"status": "AcceptedCanceled" if cancelled else "Accepted"}
+        return self.start_signed_update(req, signer, report)

@@ -74,7 +74,6 @@ from ocppkit.station.device_model import (
     standard_variables,
 )
 from ocppkit.station.diagnostics201 import Diagnostics201
-from ocppkit.station.firmware import FirmwareJob
 from ocppkit.station.meter import StopCause, meter_value_v201
 from ocppkit.station.network_profiles import (
     Endpoint,
@@ -1482,16 +1481,7 @@ class Behaviour201(Diagnostics201):
                 return {"status": "InvalidCertificate"}
         self.firmware_request_id = req.request_id
         report = functools.partial(self._firmware_status, request_id=req.request_id)
-        job = FirmwareJob(
-            location=firmware.location,
-            retrieve=firmware.retrieve_date_time,
-            retries=_opt(req.retries),
-            retry_interval=_opt(req.retry_interval),
-            signer=signer,
-            signature=signature,
-        )
-        cancelled = self.start_firmware_update(job, report)
-        return {"status": "AcceptedCanceled" if cancelled else "Accepted"}
+        return self.start_signed_update(req, signer, report)
 
     async def _firmware_status(self, status: str, request_id: int) -> None:
         self.firmware_status = status
