@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from websockets.asyncio.server import Server
 
 from ocppkit.api import ApiServer, create_api
-from ocppkit.csms.security import CsmsAuthenticator, server_ssl_context
+from ocppkit.csms.security import CsmsAuthenticator, server_ssl_context, tls_refusal_recorder
 from ocppkit.csms.service import CsmsService
 from ocppkit.csms.settings import CsmsSettings, SettingsError
 from ocppkit.logs import configure_logging
@@ -103,6 +103,7 @@ async def start_csms(settings: CsmsSettings) -> RunningCsms:
         open_timeout=settings.handshake_timeout,
         authenticate=authenticator if authenticator.needed else None,
         ssl=tls,
+        on_tls_refusal=tls_refusal_recorder(service.metrics),
     )
     api_server = ApiServer(create_api(service), settings.api_host, settings.api_port)
     try:

@@ -49,12 +49,12 @@ from ocppkit.csms.certificate_authority import (
 )
 from ocppkit.csms.certificate_signing import CERTIFICATE_ISSUED, CSR_REJECTED
 from ocppkit.csms.settings import SettingsError, load_settings
-from ocppkit.messages import v16, v201
 from ocppkit.node import RunningCsms, start_csms
 from ocppkit.station.station import StationConfig
 from ocppkit.station.store import StationStore
 from ocppkit.storage.models import SecurityEvent
 from ocppkit.transport.tls import client_context
+from tests.helpers.certificates import install_root, trigger_csr
 from tests.helpers.security import basic, make_pki, open_socket, register
 from tests.station.peers import online, running
 
@@ -396,11 +396,15 @@ def test_cli_bad_ca_path_is_one_line(tmp_path: Path, ca: Ca) -> None:
 
 
 class _Recording:
-    """Mixin: every frame the station receives, in order; CertificateSigned kept and answered."""
+    """Mixin for a mobilityhouse ChargePoint of any version: every frame the station
+    receives, in order; each CertificateSigned kept and answered ``answer`` with the
+    version's ``results`` module (``ocpp.v16.call_result``, ``ocpp.v201.call_result``...)."""
 
     answer = "Accepted"
+    results: Any
 
-    def _setup(self) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.frames: list[list[Any]] = []
         self.signed: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
@@ -408,27 +412,18 @@ class _Recording:
         self.frames.append(msgspec.json.decode(raw_msg))
         await super().route_message(raw_msg)  # type: ignore[misc]
 
-
-class Station16(_Recording, MhStation16):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._setup()
-
     @on("CertificateSigned")
     async def on_certificate_signed(self, certificate_chain: str, **kwargs: Any) -> Any:
         self.signed.put_nowait({"certificate_chain": certificate_chain, **kwargs})
-        return r16.CertificateSigned(status=self.answer)
+        return self.results.CertificateSigned(status=self.answer)
+
+
+class Station16(_Recording, MhStation16):
+    results = r16
 
 
 class Station201(_Recording, MhStation201):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._setup()
-
-    @on("CertificateSigned")
-    async def on_certificate_signed(self, certificate_chain: str, **kwargs: Any) -> Any:
-        self.signed.put_nowait({"certificate_chain": certificate_chain, **kwargs})
-        return r201.CertificateSigned(status=self.answer)
+    results = r201
 
 
 async def connect(
@@ -657,36 +652,8 @@ async def test_our_station_gets_and_accepts_its_certificate(
     root_pem = ca.cert_file.read_text()
     async with running(config, store) as station:
         await online(station)
-        connection = node.service.connections[station_id]
-        if version == "1.6":
-            installed = await connection.call(
-                "InstallCertificate",
-                v16.InstallCertificateRequest(
-                    certificate_type=v16.CertificateUseEnum("CentralSystemRootCertificate"),
-                    certificate=root_pem,
-                ),
-            )
-            trigger = await connection.call(
-                "ExtendedTriggerMessage",
-                v16.ExtendedTriggerMessageRequest(
-                    requested_message=v16.MessageTriggerEnum("SignChargePointCertificate")
-                ),
-            )
-        else:
-            installed = await connection.call(
-                "InstallCertificate",
-                v201.InstallCertificateRequest(
-                    certificate_type=v201.InstallCertificateUseEnum("CSMSRootCertificate"),
-                    certificate=root_pem,
-                ),
-            )
-            trigger = await connection.call(
-                "TriggerMessage",
-                v201.TriggerMessageRequest(
-                    requested_message=v201.MessageTriggerEnum("SignChargingStationCertificate")
-                ),
-            )
-        assert str(installed.status) == "Accepted" and str(trigger.status) == "Accepted"
+        assert await install_root(node, station_id, version, root_pem) == "Accepted"
+        assert await trigger_csr(node, station_id, version) == "Accepted"
         issued: list[SecurityEvent] = []
         for _ in range(100):
             issued = await events(node, station_id, CERTIFICATE_ISSUED)

@@ -11,7 +11,11 @@ What 2.1 adds to the 2.0.1 use cases A02/A03 (tested for 1.6 and 2.0.1 in
 * ``CertificateSigningUseEnumType`` gains ``V2G20Certificate`` (the ISO 15118-20 SECC
   certificate), which like ``V2GCertificate`` is the certificate of the TLS server of the EV
   link (serverAuth), echoed in CertificateSigned as A02.FR.14 asks for the 2.0.1 types;
-* ``hashRootCertificate`` (optional): the PKI root the station wants its certificate under.
+* ``hashRootCertificate`` (optional, CertificateHashDataType under SHA256, SHA384 or SHA512):
+  "the hash of the root certificate to identify the PKI to use" ((secondary source) A02.FR.27
+  has a station name the root its V2G certificate is to be issued under). The spec has no
+  CSMS-side rule for a root it does not serve; ocppkit answers Rejected with reasonCode
+  ``UnknownRootCert`` (its own) and stores CsrRejected, rather than sign under another PKI.
 
 Unchanged from 2.0.1 and checked here on a 2.1 connection: A02.FR.11 (Accepted), A02.FR.12
 (Rejected, which in 2.x carries statusInfo with a reasonCode), A00.FR.404/405 (O = CPO
@@ -37,12 +41,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from ocpp.routing import on
 from ocpp.v21 import ChargePoint as MhStation21
 from ocpp.v21 import call as c21
 from ocpp.v21 import call_result as r21
 
-from ocppkit.csms.certificate_signing import CERTIFICATE_ISSUED, CSR_REJECTED
+from ocppkit.csms.certificate_signing import CERTIFICATE_ISSUED, CSR_REJECTED, UNKNOWN_ROOT
 from ocppkit.messages import v21
 from ocppkit.node import RunningCsms
 from ocppkit.protocol import validate_payload
@@ -69,14 +72,7 @@ def ca(tmp_path: Path) -> Ca:
 class Station21(_Recording, MhStation21):
     """A 2.1 station that records the frames it receives and answers CertificateSigned."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._setup()
-
-    @on("CertificateSigned")
-    async def on_certificate_signed(self, certificate_chain: str, **kwargs: Any) -> Any:
-        self.signed.put_nowait({"certificate_chain": certificate_chain, **kwargs})
-        return r21.CertificateSigned(status=self.answer)
+    results = r21
 
 
 async def connect21(
@@ -113,19 +109,20 @@ def certificate_signed_payload(cp: Station21) -> dict[str, Any]:
     return payload
 
 
-def root_hash(certificate: x509.Certificate) -> dict[str, str]:
-    """CertificateHashDataType of a self-signed root, SHA256: the fields of an OCSP CertID
-    (RFC 6960 §4.1.1), hashes of the issuer's DER name and of its public key's bit string,
-    and the serial in hex."""
+def root_hash(certificate: x509.Certificate, algorithm: str = "SHA256") -> dict[str, str]:
+    """CertificateHashDataType of a self-signed root, computed here with ``hashlib``: the
+    fields of an OCSP CertID (RFC 6960 §4.1.1), hashes of the issuer's DER name and of its
+    public key's bit string (an EC point), and the serial in hex."""
     key = certificate.public_key()
     assert isinstance(key, ec.EllipticCurvePublicKey)
     point = key.public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
+    digest = {"SHA256": hashlib.sha256, "SHA384": hashlib.sha384, "SHA512": hashlib.sha512}
     return {
-        "hash_algorithm": "SHA256",
-        "issuer_name_hash": hashlib.sha256(certificate.issuer.public_bytes()).hexdigest(),
-        "issuer_key_hash": hashlib.sha256(point).hexdigest(),
+        "hash_algorithm": algorithm,
+        "issuer_name_hash": digest[algorithm](certificate.issuer.public_bytes()).hexdigest(),
+        "issuer_key_hash": digest[algorithm](point).hexdigest(),
         "serial_number": format(certificate.serial_number, "x"),
     }
 
@@ -216,8 +213,7 @@ async def test_a02_21_v2g_certificates_are_the_ev_links_server_certificates(
     """A V2G certificate (2.0.1's V2GCertificate, 2.1's V2G20Certificate for ISO 15118-20)
     is the certificate of the TLS server of the EV link: serverAuth only. CertificateSigned
     echoes the type (A02.FR.14) and the requestId. The station names the CA's root in
-    hashRootCertificate (2.1): the CSMS decodes it and signs (it does not compare it with
-    its CA today; a correct hash keeps this test valid once it does)."""
+    hashRootCertificate (2.1): it is this CA's, so the CSMS signs."""
     node = await csms(**ca.settings())
     station_id = f"CA21-{certificate_type}"
     ws, cp, task = await connect21(node, station_id)
@@ -350,3 +346,182 @@ async def test_a02_fr_12_21_rejected_carries_status_info(
         assert "CN is not the station id" in info["additionalInfo"]
     else:
         assert rejected == []
+
+
+# -- 5. hashRootCertificate: the root the station wants its certificate under ---------------------
+
+ALGORITHMS = ["SHA256", "SHA384", "SHA512"]
+
+
+def sub_ca(folder: Path, root: Ca, *, with_root: bool) -> Ca:
+    """A sub-CA signed by ``root``: the CA the CSMS signs with; its ``ca_cert`` file holds the
+    sub-CA, then the root when ``with_root`` (the chain up to the root), else the sub-CA only."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = root.certificate.not_valid_before_utc
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "CPO Sub-CA")]))
+        .issuer_name(root.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(root.certificate.not_valid_after_utc)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(root.key, hashes.SHA256())
+    )
+    chain = [certificate, root.certificate] if with_root else [certificate]
+    cert_file, key_file = folder / "sub-ca.pem", folder / "sub-ca-key.pem"
+    cert_file.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return Ca(certificate, key, cert_file, key_file)
+
+
+async def sign_naming_root(
+    node: RunningCsms, station_id: str, hash_root: dict[str, str]
+) -> tuple[Station21, dict[str, Any]]:
+    """A 2.1 station asks for a ChargingStationCertificate under ``hash_root``: (the station,
+    the SignCertificate CALLRESULT payload on the wire, checked against the 2.1 schema). When
+    Accepted it waits for CertificateSigned; when Rejected it checks that none follows."""
+    ws, cp, task = await connect21(node, station_id)
+    csr, _ = make_csr(station_id)
+    try:
+        reply = await cp.call(
+            c21.SignCertificate(
+                csr=csr,
+                certificate_type="ChargingStationCertificate",
+                request_id=5,
+                hash_root_certificate=hash_root,
+            )
+        )
+        if reply.status == "Accepted":
+            await asyncio.wait_for(cp.signed.get(), 10)
+        await node.service.certificate_signing.drain()
+        await asyncio.sleep(0.2 if reply.status == "Rejected" else 0)
+    finally:
+        task.cancel()
+        await ws.close()
+    payload: dict[str, Any] = frames_of(cp, 3)[1][2]  # Boot's reply, then SignCertificate's
+    case = next(c for c in schema_cases() if c.id == "2.1-SignCertificateResponse")
+    assert reference_errors(case, payload) == []
+    return cp, payload
+
+
+async def assert_rejected_for_root(
+    node: RunningCsms, station_id: str, cp: Station21, payload: dict[str, Any]
+) -> None:
+    """Rejected with statusInfo reasonCode UnknownRootCert (ocppkit's own) and a reason; no
+    CertificateSigned; the CsrRejected security event names the cause and the root named."""
+    assert payload["status"] == "Rejected"
+    assert payload["statusInfo"]["reasonCode"] == UNKNOWN_ROOT
+    assert len(UNKNOWN_ROOT) <= 20  # StatusInfoType.reasonCode maxLength
+    assert "hashRootCertificate" in payload["statusInfo"]["additionalInfo"]
+    assert not frames_of(cp, 2, "CertificateSigned")
+    assert not await events(node, station_id, CERTIFICATE_ISSUED)
+    (event,) = await events(node, station_id, CSR_REJECTED)
+    assert "hashRootCertificate names another root" in (event.tech_info or "")
+    assert "serialNumber=" in (event.tech_info or "")
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+async def test_a02_21_hash_root_certificate_naming_the_cas_root_is_signed(
+    algorithm: str, csms: Callable[..., Any], ca: Ca
+) -> None:
+    """hashRootCertificate naming the root of the CA the CSMS signs with (here the CA is the
+    root), under each HashAlgorithmEnumType value: Accepted (A02.FR.11), CertificateSigned
+    follows with a leaf issued by that CA; no CsrRejected event."""
+    node = await csms(**ca.settings())
+    station_id = f"CA21-ROOT-{algorithm}"
+    cp, payload = await sign_naming_root(node, station_id, root_hash(ca.certificate, algorithm))
+    assert payload == {"status": "Accepted"}
+    leaf, issuer = chain_of(certificate_signed_payload(cp)["certificateChain"])
+    assert issuer == ca.certificate
+    leaf.verify_directly_issued_by(ca.certificate)
+    assert not await events(node, station_id, CSR_REJECTED)
+    assert len(await events(node, station_id, CERTIFICATE_ISSUED)) == 1
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+async def test_a02_21_hash_root_certificate_naming_another_root_is_rejected(
+    algorithm: str, csms: Callable[..., Any], ca: Ca, tmp_path: Path
+) -> None:
+    """hashRootCertificate naming a root the CSMS's CA does not chain to (another CPO's
+    root), under each algorithm: Rejected with statusInfo (UnknownRootCert, a reason), no
+    CertificateSigned, a CsrRejected security event for the operator (A02 "Error
+    handling") — signing would give the station a certificate of a PKI it did not ask for."""
+    (tmp_path / "other").mkdir()
+    other = make_ca(tmp_path / "other", name="Other")
+    node = await csms(**ca.settings())
+    station_id = f"CA21-OTHER-{algorithm}"
+    cp, payload = await sign_naming_root(node, station_id, root_hash(other.certificate, algorithm))
+    await assert_rejected_for_root(node, station_id, cp, payload)
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["algorithm-label", "serial", "key-hash"],
+)
+async def test_a02_21_hash_root_certificate_must_match_in_every_field(
+    change: str, csms: Callable[..., Any], ca: Ca
+) -> None:
+    """The CA's own root, with one field wrong: SHA256 hashes labelled SHA384 (the hashes
+    are compared under the algorithm named), another serial, another key hash: Rejected."""
+    named = root_hash(ca.certificate)
+    if change == "algorithm-label":
+        named["hash_algorithm"] = "SHA384"
+    elif change == "serial":
+        named["serial_number"] = format(ca.certificate.serial_number + 1, "x")
+    else:
+        named["issuer_key_hash"] = hashlib.sha256(b"another key").hexdigest()
+    node = await csms(**ca.settings())
+    station_id = f"CA21-FIELD-{change}"
+    cp, payload = await sign_naming_root(node, station_id, named)
+    await assert_rejected_for_root(node, station_id, cp, payload)
+
+
+@pytest.mark.parametrize(
+    ("ca_file", "named", "accepted"),
+    [
+        pytest.param("chain", "root", True, id="chain-names-root"),
+        pytest.param("chain", "sub-ca", False, id="chain-names-sub-ca"),
+        pytest.param("sub-ca-only", "root", True, id="sub-ca-only-names-root"),
+        pytest.param("sub-ca-only", "other-root", False, id="sub-ca-only-names-other-root"),
+    ],
+)
+async def test_a02_21_hash_root_certificate_is_the_top_of_the_cas_chain(
+    ca_file: str, named: str, accepted: bool, csms: Callable[..., Any], tmp_path: Path
+) -> None:
+    """The CSMS signs with a sub-CA. With the ``ca_cert`` file holding the chain up to the
+    root, only the root (the top) is the root: naming it is Accepted, naming the sub-CA
+    Rejected. With the sub-CA alone in the file the root's key and serial are unknown and its
+    name is what is checked (certificate_authority's docstring): the root's name Accepted,
+    another root's Rejected."""
+    (tmp_path / "root").mkdir()
+    (tmp_path / "other").mkdir()
+    root = make_ca(tmp_path / "root", name="Root")
+    other = make_ca(tmp_path / "other", name="Other")
+    signing = sub_ca(tmp_path, root, with_root=ca_file == "chain")
+    hashes_of = {
+        "root": root_hash(root.certificate, "SHA512"),
+        "other-root": root_hash(other.certificate, "SHA512"),
+        # The sub-CA's own CertID as a root would be named (its issuer is the root, so its
+        # name hash is the root's: only the key hash and serial tell them apart).
+        "sub-ca": root_hash(signing.certificate, "SHA512"),
+    }
+    node = await csms(**signing.settings())
+    station_id = f"CA21-CHAIN-{ca_file}-{named}"
+    cp, payload = await sign_naming_root(node, station_id, hashes_of[named])
+    if not accepted:
+        await assert_rejected_for_root(node, station_id, cp, payload)
+        return
+    assert payload == {"status": "Accepted"}
+    leaf, *above = chain_of(certificate_signed_payload(cp)["certificateChain"])
+    leaf.verify_directly_issued_by(signing.certificate)
+    assert above == (
+        [signing.certificate, root.certificate] if ca_file == "chain" else [signing.certificate]
+    )

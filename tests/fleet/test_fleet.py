@@ -13,11 +13,14 @@ import signal
 import sys
 import time
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
+from ocppkit.fleet.report import build_report, render_report
 from ocppkit.fleet.runner import FleetPlan, run_fleet
 from ocppkit.fleet.scenario import load_scenario, parse_scenario
 from ocppkit.fleet.stats import FleetStats
@@ -322,3 +325,121 @@ async def test_scenario_over_its_duration_is_stopped_and_fails(csms_url: str) ->
     outcome = await run_fleet(plan, FleetStats())
     assert time.monotonic() - started < 15
     assert outcome.stopped_early and outcome.scenario_results == []
+
+
+# Stations the runtime refuses to start -----------------------------------------------------
+NO_CLIENT_CERT = "security profile 3 needs a client certificate"
+
+
+def mixed_profiles(csms_url: str, working: int, refused: int) -> list[dict[str, Any]]:
+    """``working`` plain stations for our CSMS, then ``refused`` of security profile 3 with no
+    client certificate, configured or in their (fresh) certificate store: ``Station.restore()``
+    refuses them (StationConfigError) before they dial."""
+    secure = csms_url.replace("ws://", "wss://", 1)
+    plain = FleetTemplate().station_kwargs(working, csms_url, seed=0) if working else []
+    strict = FleetTemplate().station_kwargs(refused, secure, seed=0)
+    for n, kwargs in enumerate(strict, 1):
+        kwargs.update(station_id=f"SP3-{n:03d}", security_profile=3)
+    return [*plain, *strict]
+
+
+async def test_profile_3_without_a_client_certificate_fails_to_start_behaviour(
+    csms_url: str,
+) -> None:
+    """Security profile 3 is TLS with a client certificate (1.6 Security Whitepaper / 2.0.1
+    Part 2 A00, secondary source); with none, configured or stored, a station never starts
+    (``StationConfigError``). The fleet counts
+    it as failed to start — not as started — with the reason, in the live gauges, the
+    summary and the rendered report, while the others boot."""
+    plan = FleetPlan(stations=mixed_profiles(csms_url, 3, 2), duration=1, tick_interval=0.05)
+    stats = FleetStats()
+    ticks: list[dict[str, int]] = []
+    outcome = await run_fleet(plan, stats, on_tick=ticks.append)
+    assert (outcome.started, outcome.failed_to_start) == (3, 2)
+    assert outcome.start_error is not None and outcome.start_error.startswith("station SP3-00")
+    assert NO_CLIENT_CERT in outcome.start_error
+    summary = stats.summary()
+    assert summary["stations"]["booted"] == 3 and summary["stations"]["failed_to_start"] == 2
+    ((reason, count),) = summary["start_errors"].items()
+    assert NO_CLIENT_CERT in reason and count == 2
+    assert summary["actions"]["BootNotification"]["count"] == 3
+    assert (ticks[-1]["started"], ticks[-1]["failed_to_start"], ticks[-1]["total"]) == (3, 2, 5)
+    report = build_report(
+        summary, started_at=datetime.now(UTC), duration=1.0, settings={}, scenario_results=None
+    )
+    console = Console(record=True, width=300)
+    console.print(render_report(report))
+    text = console.export_text()
+    assert "3 booted" in text and "2 failed to start" in text
+    assert "not started" in text and f"2 stations: {reason}" in text
+
+
+async def test_a_behaviour_run_in_which_no_station_started_ends_without_a_duration(
+    csms_url: str,
+) -> None:
+    """With no ``duration`` a behaviour run lasts until stopped — unless no station runs any
+    more: every one refused (profile 3, no client certificate) ends the run at once instead
+    of waiting for a Ctrl-C that would never find anything running."""
+    plan = FleetPlan(stations=mixed_profiles(csms_url, 0, 2))
+    started = time.monotonic()
+    outcome = await asyncio.wait_for(run_fleet(plan, FleetStats()), 30)
+    assert time.monotonic() - started < 10
+    assert (outcome.started, outcome.failed_to_start, outcome.stopped_early) == (0, 2, False)
+
+
+async def test_profile_3_without_a_client_certificate_fails_to_start_scenario(
+    csms_url: str,
+) -> None:
+    """The same in a scenario run: the refused stations fail their connect step with the
+    runtime's reason (so JUnit shows them) and count as failed to start; the run is complete
+    (every scenario run ended with a result)."""
+    plan = FleetPlan(
+        stations=mixed_profiles(csms_url, 2, 1),
+        scenario=load_scenario(SCENARIOS / "boot_heartbeat.toml"),
+        duration=60,
+    )
+    stats = FleetStats()
+    outcome = await run_fleet(plan, stats)
+    assert (outcome.started, outcome.failed_to_start, outcome.scenario_runs) == (2, 1, 3)
+    results = {r.station_id: r for r in outcome.scenario_results}
+    assert len(results) == 3 and not outcome.stopped_early
+    refused = results.pop("SP3-001")
+    assert refused.failure is not None and refused.failure.do == "connect"
+    assert "StationConfigError" in refused.failure.message
+    assert NO_CLIENT_CERT in refused.failure.message
+    assert all(r.passed for r in results.values())
+    assert stats.summary()["stations"]["failed_to_start"] == 1
+
+
+async def test_cli_every_station_refused_exits_2_with_one_line(
+    csms_url: str, tmp_path: Path
+) -> None:
+    """When no station starts (every one profile 3 with no client certificate), the CLI
+    exits 2 with one ``error:`` line naming a station and the reason (design.md: "exits
+    non-zero with one clear line"), and still writes the report, which counts them — also
+    when worker processes (``--processes 2``) each report theirs."""
+    template = tmp_path / "p3.toml"
+    template.write_text("security_profile = 3\n", encoding="utf-8")
+    report = tmp_path / "report.json"
+    code, out, err = await cli(
+        "--csms",
+        csms_url.replace("ws://", "wss://", 1),
+        "-n",
+        "3",
+        "--duration",
+        "1",
+        "--processes",
+        "2",
+        "--template",
+        str(template),
+        "--report",
+        str(report),
+    )
+    assert code == 2, err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert errors == [err.splitlines()[-1]]
+    assert errors[0].startswith("error: no station started: station CP0000")
+    assert NO_CLIENT_CERT in errors[0] and "Traceback" not in err
+    assert out == ""
+    data = json.loads(report.read_text())
+    assert data["stations"]["failed_to_start"] == 3 and data["stations"]["stations"] == 0

@@ -240,9 +240,9 @@ async def test_A6_tls_below_1_2_and_suites_outside_A00_FR_318_refused(
     """A6 (SP2; OCTT TC_A_06_CSMS; A00.FR.316-323): a station offering only TLS 1.0/1.1, or
     only suites outside A00.FR.318 (CBC, SHA-1 MAC), fails the TLS handshake: no HTTP
     answer at all. Each client is first shown to work against a permissive server, and the
-    A00.FR.318 suites themselves connect. Not covered: the "event logged" part — TLS
-    refusals happen in asyncio's TLS layer before any identity is known, and are not
-    recorded (docs/security.md)."""
+    A00.FR.318 suites themselves connect. The "event logged" part (a log line and
+    ``ocppkit_tls_handshake_failures_total``; no security-event row, as no station identity
+    is known before TLS) is tested in tests/csms/test_tls_refusals.py."""
     running = await csms(**pki.settings(2))
     await register(running, "A6-CP", PASSWORD)
     auth = basic("A6-CP", PASSWORD)

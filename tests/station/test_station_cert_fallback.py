@@ -1,5 +1,6 @@
 """The station's certificate lifecycle around a switch, over real TLS on loopback against our
-own CSMS (certificates made here with ``cryptography``, helpers from test_station_tls_store):
+own CSMS (certificates made here with ``cryptography``, helpers from test_station_tls_store
+and ``tests/helpers/certificates.py``):
 
 * the old charging-station certificate is kept until the new one connected; a new one that
   cannot connect is given up for the old one, and the one not in use is discarded (2.0.1
@@ -33,21 +34,21 @@ from ocppkit.station.station import Station, StationConfig, StationConfigError
 from ocppkit.station.store import StationStore
 from ocppkit.storage import Database
 from ocppkit.storage.models import SecurityEvent
+from tests.helpers.certificates import ROOT_TYPE, make_ca, pem, sign, trigger_csr
+from tests.helpers.clock import SkippedSleeps
 from tests.helpers.security import register
 from tests.station.peers import online, running, with_their_csms
-from tests.station.test_station_certificates import call, make_ca, pem, sign
+from tests.station.test_station_certificates import call
 from tests.station.test_station_cli import run_cli
 from tests.station.test_station_network_profiles import network
 from tests.station.test_station_tls_store import (
     CPO,
-    ROOT_TYPE,
     VERSIONS,
     Pki,
     make_pki,
     peer_serial,
     profile3_csms,
     server_side_peer,
-    trigger_csr,
 )
 
 PASSWORD = "0123456789abcdef0123"
@@ -99,26 +100,6 @@ async def security_event_types(db_url: str, station_id: str) -> list[str]:
         return list(rows.all())
 
 
-async def untrusting_csms(csms: Callable[..., Any], pki: Pki, other: Pki, station_id: str) -> Any:
-    """Our CSMS on a profile-3 port whose TLS layer accepts station certificates of ``pki``
-    only, while it signs CSRs with ``other``'s CA: a certificate it hands out cannot
-    connect (the A02.FR.28 case)."""
-    ca_file, _ = pki.files("ca", pki.ca, pki.ca_key)
-    other_file, other_key = other.files("other-ca", other.ca, other.ca_key)
-    server_cert, server_key = pki.files("csms", *pki.issue("127.0.0.1", server=True))
-    node: RunningCsms = await csms(
-        security_profile=3,
-        tls_cert=server_cert,
-        tls_key=server_key,
-        tls_client_ca=ca_file,
-        cpo_name=CPO,
-        ca_cert=other_file,
-        ca_key=other_key,
-    )
-    await register(node, station_id, profile=3)
-    return node
-
-
 def profile3(node: RunningCsms, station_id: str, version: str, **files: Any) -> StationConfig:
     return StationConfig(
         station_id=station_id,
@@ -144,7 +125,7 @@ async def test_a02_fr_28_new_certificate_that_cannot_connect_falls_back_to_the_o
     reports DiscardedRenewedClientCertificate, and the CSMS stores it."""
     station_id = f"FB-OLD-{version}"
     other = make_pki(pki.folder, "Signing CA the TLS port does not trust")
-    node = await untrusting_csms(csms, pki, other, station_id)
+    node = await profile3_csms(csms, pki, station_id, signer=other)
     first, key = pki.issue(station_id, server=False)
     cert_file, key_file = pki.files(f"first-{version}", first, key)
     config = profile3(
@@ -157,14 +138,9 @@ async def test_a02_fr_28_new_certificate_that_cannot_connect_falls_back_to_the_o
     )
     # The signing CA is an installed CSMS root, so the station accepts its chain (A02.FR.06).
     await seed(store, config, lambda certs: certs.install(ROOT_TYPE[version], other.root_pem))
-    waits: list[float] = []
-
-    async def sleep(delay: float) -> None:
-        waits.append(delay)
-        await asyncio.sleep(0)
-
+    waits = SkippedSleeps()
     with structlog.testing.capture_logs() as logs:
-        async with running(config, store, sleep=sleep) as station:
+        async with running(config, store, sleep=waits) as station:
             await online(station)
             assert await trigger_csr(node, station_id, version) == "Accepted"
             await wait_until(lambda: station.behaviour.certs.unconfirmed)
@@ -190,7 +166,7 @@ async def test_a02_fr_28_kept_old_certificate_survives_a_restart(
     after a round of failures (A02.FR.28), keeps that one and discards the new (A02.FR.10)."""
     station_id = f"FB-RESTART-{version}"
     other = make_pki(pki.folder, "Signing CA the TLS port does not trust")
-    node = await untrusting_csms(csms, pki, other, station_id)
+    node = await profile3_csms(csms, pki, station_id, signer=other)
     config = profile3(node, station_id, version)
     old_chain: list[str] = []
 
@@ -206,10 +182,7 @@ async def test_a02_fr_28_kept_old_certificate_survives_a_restart(
 
     await seed(store, config, prepare)
 
-    async def sleep(delay: float) -> None:
-        await asyncio.sleep(0)
-
-    async with running(config, store, sleep=sleep) as station:
+    async with running(config, store, sleep=SkippedSleeps()) as station:
         await online(station, 15)
         assert station.connects == 1
         old = x509.load_pem_x509_certificate(old_chain[0].encode())
@@ -340,14 +313,9 @@ async def test_m05_fr_13_server_verified_only_by_the_fallback_keeps_it(
     node = await profile2_csms(csms, pki, station_id)
     config = profile2(node, station_id, version)
     await seed(store, config, replaced_root(version, pki, new))
-    waits: list[float] = []
-
-    async def sleep(delay: float) -> None:
-        waits.append(delay)
-        await asyncio.sleep(0)
-
+    waits = SkippedSleeps()
     with structlog.testing.capture_logs() as logs:
-        async with running(config, store, sleep=sleep) as station:
+        async with running(config, store, sleep=waits) as station:
             await online(station)
             assert not station.new_root_verified
             certs = station.behaviour.certs

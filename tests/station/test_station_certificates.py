@@ -2,9 +2,9 @@
 the 1.6 Security whitepaper (edition 3) use cases and their 2.0.1 equivalents (A02/A03
 update the station certificate, with chain validation A02.FR.06/07, renewal before expiry
 A03.FR.02 and the repetitions A02.FR.17-19; M03 list, M04 delete, M05 install; the 2.0.1
-V2G certificate). The roots and the CAs that sign the station's CSRs are made here with
-``cryptography``; the expected hash data is computed here from the DER, independently of
-``ocppkit.station.certificates``.
+V2G certificate). The roots and the CAs that sign the station's CSRs are made with
+``cryptography`` (``tests/helpers/certificates.py``); the expected hash data is computed here
+from the DER, independently of ``ocppkit.station.certificates``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import itertools
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -27,6 +27,7 @@ from ocpp.v201 import call as c201
 
 from ocppkit.station.station import Station, StationConfig
 from ocppkit.station.store import StationStore
+from tests.helpers.certificates import make_ca, pem, sign
 from tests.station.peers import Recorder, online, running, their_csms, with_their_csms
 
 SID16 = "EMU-SEC16"
@@ -49,60 +50,10 @@ async def call(point: Any, payload: Any) -> Any:
     return await point.call(payload, suppress=False)
 
 
-def make_ca(
-    name: str,
-    issuer: tuple[ec.EllipticCurvePrivateKey, x509.Certificate] | None = None,
-    *,
-    valid_days: tuple[int, int] = (-1, 365),
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A CA (valid for a year by default): self-signed, or a sub-CA of ``issuer``."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    signer_key, issuer_name = (key, subject) if issuer is None else (issuer[0], issuer[1].subject)
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now + timedelta(days=valid_days[0]))
-        .not_valid_after(now + timedelta(days=valid_days[1]))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(signer_key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def sign(
-    csr: x509.CertificateSigningRequest,
-    ca_key: ec.EllipticCurvePrivateKey,
-    ca: x509.Certificate,
-    *,
-    valid_days: tuple[int, int] = (-1, 365),
-) -> x509.Certificate:
-    """The CA's certificate for the CSR, valid from/to ``valid_days`` around now."""
-    now = datetime.now(UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(csr.subject)
-        .issuer_name(ca.subject)
-        .public_key(csr.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now + timedelta(days=valid_days[0]))
-        .not_valid_after(now + timedelta(days=valid_days[1]))
-        .sign(ca_key, hashes.SHA256())
-    )
-
-
 def own(station: Station, use: str = "ChargingStationCertificate") -> dict[str, Any]:
     """The station's persisted certificate of ``use`` (chain, key, pending key and CSR)."""
     slot: dict[str, Any] = station.state_blob()["model"]["certs"]["own"].get(use, {})
     return slot
-
-
-def pem(cert: x509.Certificate) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def expected_hash(cert: x509.Certificate, issuer: x509.Certificate) -> dict[str, str]:

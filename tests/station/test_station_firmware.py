@@ -28,60 +28,30 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.x509.oid import NameOID
 from ocpp.v16 import call as c16
 from ocpp.v201 import call as c201
 
 from ocppkit.station.certificates import CertificateError
 from ocppkit.station.firmware import (
+    FETCHED_SCHEMES,
     DownloadLimits,
     FirmwareError,
     check_signing_certificate,
     fetch_digest,
     verify_signature,
 )
-from ocppkit.station.station import Station
+from ocppkit.station.station import ActionRefused, Station, StationConfig
 from ocppkit.station.store import StationStore
+from tests.helpers.certificates import make_cert, pem
 from tests.station.peers import Recorder, with_their_csms
 
 FIRMWARE = b"ocppkit test firmware image\n" * 4096
 """About 110 kB: several reads of the download loop."""
 
-Key = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-
 
 # -- the PKI and the signatures ------------------------------------------------------------------
-
-
-def make_cert(
-    name: str,
-    key: Key,
-    issuer: tuple[Key, x509.Certificate] | None = None,
-    *,
-    ca: bool = False,
-    valid_days: tuple[int, int] = (-1, 365),
-) -> x509.Certificate:
-    """A certificate for ``key``: self-signed, or issued by ``issuer`` (key, certificate)."""
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    signer, issuer_name = (key, subject) if issuer is None else (issuer[0], issuer[1].subject)
-    now = datetime.now(UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now + timedelta(days=valid_days[0]))
-        .not_valid_after(now + timedelta(days=valid_days[1]))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .sign(signer, hashes.SHA256())
-    )
-
-
-def pem(cert: x509.Certificate) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 class Pki:
@@ -246,16 +216,15 @@ async def settled(rec: Recorder, action: str, seconds: float = 0.6) -> list[str]
 def signed16(
     request_id: int, location: str, cert: x509.Certificate, signature: str, **kw: Any
 ) -> Any:
-    return c16.SignedUpdateFirmware(
-        request_id=request_id,
-        firmware={
-            "location": location,
-            "retrieve_date_time": kw.pop("retrieve", iso()),
-            "signing_certificate": pem(cert),
-            "signature": signature,
-        },
-        **kw,
-    )
+    firmware = {
+        "location": location,
+        "retrieve_date_time": kw.pop("retrieve", iso()),
+        "signing_certificate": pem(cert),
+        "signature": signature,
+    }
+    if "install" in kw:
+        firmware["install_date_time"] = kw.pop("install")
+    return c16.SignedUpdateFirmware(request_id=request_id, firmware=firmware, **kw)
 
 
 def update201(request_id: int, location: str, **firmware: Any) -> Any:
@@ -331,7 +300,8 @@ async def test_v16_signed_update_good_signature_verified_installed_l01_fr_04_10(
 ) -> None:
     """Whitepaper L01 with a good ECDSA signature: Accepted, the file fetched once, then
     SignedFirmwareStatusNotification Downloading, Downloaded, SignatureVerified, Installing,
-    Installed, each with the request's requestId (L01.FR.10), and a reboot."""
+    Installed, each with the request's requestId (L01.FR.10), and a reboot. The one security
+    event is FirmwareUpdated (whitepaper §8, critical), naming the installed file's SHA-256."""
     async with peer(store, "1.6") as (_station, rec, point):
         await install_root16(point, pki.root)
         reply = await call(
@@ -349,7 +319,10 @@ async def test_v16_signed_update_good_signature_verified_installed_l01_fr_04_10(
         ]
         assert {k["request_id"] for k in walked} == {5}
         assert len(server.hits("/fw.bin")) == 1
-        assert rec.of("SecurityEventNotification") == []
+        await rec.wait_count("SecurityEventNotification", 1)
+        events = rec.of("SecurityEventNotification")
+        assert [k["type"] for k in events] == ["FirmwareUpdated"]
+        assert hashlib.sha256(FIRMWARE).hexdigest() in events[0]["tech_info"]
 
 
 async def test_v16_signed_update_bad_signature_invalid_signature_event_l01_fr_03(
@@ -431,17 +404,24 @@ async def test_v16_signed_download_failed_after_retries_spaced_by_interval(
 async def test_v16_new_signed_update_cancels_running_one_l01_fr_26(
     store: StationStore, server: FileServer, pki: Pki
 ) -> None:
-    """Whitepaper L01.FR.26: an update waiting for its retrieve time is cancelled by a new
-    SignedUpdateFirmware, answered AcceptedCanceled; only the new one runs."""
+    """Whitepaper L01.FR.26: an update waiting for its retrieve time (DownloadScheduled,
+    L01.FR.13) is cancelled by a new SignedUpdateFirmware, answered AcceptedCanceled; only
+    the new one runs."""
     async with peer(store, "1.6") as (_station, rec, point):
         await install_root16(point, pki.root)
         signature = sign_ecdsa(pki.ec_key, FIRMWARE)
         later = signed16(1, server.url("/fw.bin"), pki.ec_cert, signature, retrieve=iso(3600))
         assert (await call(point, later)).status == "Accepted"
+        await rec.wait_count("SignedFirmwareStatusNotification", 1)
         now = signed16(2, server.url("/fw.bin"), pki.ec_cert, signature)
         assert (await call(point, now)).status == "AcceptedCanceled"
         await rec.wait_count("BootNotification", 2)
-        assert {k["request_id"] for k in rec.of("SignedFirmwareStatusNotification")} == {2}
+        walked = rec.of("SignedFirmwareStatusNotification")
+        assert [(k["request_id"], k["status"]) for k in walked[:2]] == [
+            (1, "DownloadScheduled"),
+            (2, "Downloading"),
+        ]
+        assert {k["request_id"] for k in walked[1:]} == {2}
 
 
 async def test_v16_simulated_signed_update_claims_no_signature_verified(
@@ -605,3 +585,287 @@ async def test_v201_download_failed_after_retries_spaced_by_interval(
             "DownloadFailed",
         ]
         assert {k["request_id"] for k in rec.of("FirmwareStatusNotification")} == {30}
+
+
+# -- scheduling: retrieveDateTime and installDateTime in the future ------------------------------
+
+
+def arrival(rec: Recorder, action: str, status: str, key: str = "status") -> float:
+    """The loop time the first ``action`` with ``status`` arrived."""
+    return next(
+        t
+        for t, (_, a, kw) in zip(rec.times, rec.calls, strict=True)
+        if a == action and kw[key] == status
+    )
+
+
+async def test_v16_signed_scheduled_download_and_install_l01_fr_13_16(
+    store: StationStore, server: FileServer, pki: Pki
+) -> None:
+    """Whitepaper L01.FR.13 / L01.FR.16: retrieveDateTime 1 s and installDateTime 2.5 s
+    ahead: DownloadScheduled at once, the file fetched no earlier than the retrieve time,
+    then Downloading, Downloaded, SignatureVerified, InstallScheduled, and Installing no
+    earlier than the install time, Installed, FirmwareUpdated, a reboot."""
+    loop = asyncio.get_running_loop()
+    async with peer(store, "1.6") as (_station, rec, point):
+        await install_root16(point, pki.root)
+        signature = sign_ecdsa(pki.ec_key, FIRMWARE)
+        sent = loop.time()
+        request = signed16(
+            8, server.url("/fw.bin"), pki.ec_cert, signature, retrieve=iso(1.0), install=iso(2.5)
+        )
+        assert (await call(point, request)).status == "Accepted"
+        await rec.wait_count("BootNotification", 2, timeout=15)
+        action = "SignedFirmwareStatusNotification"
+        assert statuses(rec, action) == [
+            "DownloadScheduled",
+            "Downloading",
+            "Downloaded",
+            "SignatureVerified",
+            "InstallScheduled",
+            "Installing",
+            "Installed",
+        ]
+        assert {k["request_id"] for k in rec.of(action)} == {8}
+        assert arrival(rec, action, "DownloadScheduled") - sent < 0.9
+        assert server.hits("/fw.bin")[0] - sent >= 0.9
+        assert arrival(rec, action, "InstallScheduled") - sent < 2.4
+        assert arrival(rec, action, "Installing") - sent >= 2.4
+        await rec.wait_count("SecurityEventNotification", 1)
+        assert [k["type"] for k in rec.of("SecurityEventNotification")] == ["FirmwareUpdated"]
+
+
+async def test_v16_update_firmware_waits_for_retrieve_date_silently_5_19(
+    store: StationStore, server: FileServer
+) -> None:
+    """1.6 §5.19 / §6.55 (errata v4.0 §3.63: retrieveDate is when the Charge Point "is
+    allowed to retrieve" the firmware): a retrieveDate 1.5 s ahead is waited for, but 1.6's
+    FirmwareStatus has no DownloadScheduled, so the first status is Downloading, sent with
+    the download no earlier than the retrieve date."""
+    loop = asyncio.get_running_loop()
+    async with peer(store, "1.6") as (_station, rec, point):
+        sent = loop.time()
+        await call(
+            point, c16.UpdateFirmware(location=server.url("/fw.bin"), retrieve_date=iso(1.5))
+        )
+        await rec.wait_count("BootNotification", 2, timeout=15)
+        assert statuses(rec, "FirmwareStatusNotification") == [
+            "Downloading",
+            "Downloaded",
+            "Installing",
+            "Installed",
+        ]
+        assert arrival(rec, "FirmwareStatusNotification", "Downloading") - sent >= 1.4
+        assert server.hits("/fw.bin")[0] - sent >= 1.4
+
+
+async def test_v201_unsigned_scheduled_download_and_install_l02_fr_07_10(
+    store: StationStore, server: FileServer
+) -> None:
+    """2.0.1 L02.FR.07 / L02.FR.10 (secondary source): an unsigned update (no manufacturer
+    root: L02) with retrieveDateTime 1 s and installDateTime 2.5 s ahead: DownloadScheduled,
+    Downloading, Downloaded, InstallScheduled, Installing (after the install time),
+    Installed, all with the requestId, then FirmwareUpdated and a reboot (FirmwareUpdate)."""
+    loop = asyncio.get_running_loop()
+    async with peer(store, "2.0.1") as (_station, rec, point):
+        sent = loop.time()
+        request = update201(
+            40, server.url("/fw.bin"), retrieve_date_time=iso(1.0), install_date_time=iso(2.5)
+        )
+        assert (await call(point, request)).status == "Accepted"
+        await rec.wait_count("BootNotification", 2, timeout=15)
+        walked = rec.of("FirmwareStatusNotification")
+        assert [k["status"] for k in walked] == [
+            "DownloadScheduled",
+            "Downloading",
+            "Downloaded",
+            "InstallScheduled",
+            "Installing",
+            "Installed",
+        ]
+        assert {k["request_id"] for k in walked} == {40}
+        assert server.hits("/fw.bin")[0] - sent >= 0.9
+        assert arrival(rec, "FirmwareStatusNotification", "Installing") - sent >= 2.4
+        await rec.wait_count("SecurityEventNotification", 1)
+        assert [k["type"] for k in rec.of("SecurityEventNotification")] == ["FirmwareUpdated"]
+        assert rec.of("BootNotification")[1]["reason"] == "FirmwareUpdate"
+
+
+# -- installing waits for the transactions; free ports are held Unavailable ----------------------
+
+
+def evse_statuses(rec: Recorder, evse: int) -> list[str]:
+    return [k["connector_status"] for k in rec.of("StatusNotification") if k["evse_id"] == evse]
+
+
+def connector_statuses(rec: Recorder, connector: int) -> list[str]:
+    return [k["status"] for k in rec.of("StatusNotification") if k["connector_id"] == connector]
+
+
+async def test_v201_install_waits_for_transaction_free_evse_unavailable_l01_fr_06_07(
+    store: StationStore, server: FileServer, pki: Pki
+) -> None:
+    """L01.FR.06 / L01.FR.07 (secondary source): a secure update downloaded and verified
+    while EVSE 1 charges is not installed: EVSE 2 (free) turns Unavailable and refuses a new
+    session; when the transaction ends EVSE 1 turns Unavailable too, then Installing,
+    Installed, FirmwareUpdated, both EVSEs given back (not Unavailable) and the reboot."""
+    async with peer(store, "2.0.1") as (station, rec, point):
+        await install_root201(point, pki.root)
+        await station.start_transaction(1, "TAG-FW")
+        request = update201(
+            50,
+            server.url("/fw.bin"),
+            signing_certificate=pem(pki.ec_cert),
+            signature=sign_ecdsa(pki.ec_key, FIRMWARE),
+        )
+        assert (await call(point, request)).status == "Accepted"
+        await rec.wait_for(lambda r: "Unavailable" in evse_statuses(r, 2))
+        assert await settled(rec, "FirmwareStatusNotification") == [
+            "Downloading",
+            "Downloaded",
+            "SignatureVerified",
+        ]
+        with pytest.raises(ActionRefused):
+            await station.start_transaction(2, "TAG-NEW")
+        await station.unplug(2)  # the refused driver leaves
+        assert "Unavailable" not in evse_statuses(rec, 1)
+        await station.stop_transaction(1)
+        await rec.wait_count("BootNotification", 2)
+        assert statuses(rec, "FirmwareStatusNotification")[3:] == ["Installing", "Installed"]
+        assert arrival(rec, "FirmwareStatusNotification", "Installing") > arrival(
+            rec, "TransactionEvent", "Ended", key="event_type"
+        )
+        before_boot = [
+            k
+            for t, (_, a, k) in zip(rec.times, rec.calls, strict=True)
+            if a == "StatusNotification" and t < rec.times_of("BootNotification")[1]
+        ]
+        one = [k["connector_status"] for k in before_boot if k["evse_id"] == 1]
+        two = [k["connector_status"] for k in before_boot if k["evse_id"] == 2]
+        assert "Unavailable" in one
+        assert one[-1] != "Unavailable"
+        assert two[-2:] == ["Unavailable", "Available"]
+        await rec.wait_count("SecurityEventNotification", 1)
+        assert [k["type"] for k in rec.of("SecurityEventNotification")] == ["FirmwareUpdated"]
+
+
+async def test_v16_update_firmware_waits_for_transaction_errata_3_49(
+    store: StationStore, server: FileServer
+) -> None:
+    """1.6 errata v4.0 §3.49 (RECOMMENDED: wait until the charging session has ended, set
+    connectors not in use to UNAVAILABLE): Downloading, Downloaded, then connector 2
+    Unavailable while connector 1 charges; after the stop, Installing, Installed, connector 2
+    Available again, a reboot."""
+    async with peer(store, "1.6") as (station, rec, point):
+        await station.start_transaction(1, "TAG-FW16")
+        await call(point, c16.UpdateFirmware(location=server.url("/fw.bin"), retrieve_date=iso()))
+        await rec.wait_for(lambda r: "Unavailable" in connector_statuses(r, 2))
+        assert await settled(rec, "FirmwareStatusNotification") == ["Downloading", "Downloaded"]
+        await station.stop_transaction(1)
+        await rec.wait_count("BootNotification", 2)
+        assert statuses(rec, "FirmwareStatusNotification")[2:] == ["Installing", "Installed"]
+        assert (
+            arrival(rec, "FirmwareStatusNotification", "Installing")
+            > rec.times_of("StopTransaction")[0]
+        )
+        boot = rec.times_of("BootNotification")[1]
+        two = [
+            k["status"]
+            for t, (_, a, k) in zip(rec.times, rec.calls, strict=True)
+            if a == "StatusNotification" and k["connector_id"] == 2 and t < boot
+        ]
+        assert two[-2:] == ["Unavailable", "Available"]
+
+
+async def test_v201_new_update_gives_held_evses_back_l01_fr_24(
+    store: StationStore, server: FileServer
+) -> None:
+    """L01.FR.24 / L02.FR.15 (secondary source) with L01.FR.07: an update waiting for a
+    transaction holds EVSE 2 Unavailable; a new UpdateFirmware (retrieve in an hour) is
+    AcceptedCanceled and the cancelled one gives EVSE 2 back (Available) at once, while the
+    transaction still runs; the new one only reports DownloadScheduled."""
+    async with peer(store, "2.0.1") as (station, rec, point):
+        await station.start_transaction(1, "TAG-FW2")
+        first = await call(point, update201(60, server.url("/fw.bin")))
+        assert first.status == "Accepted"
+        await rec.wait_for(lambda r: "Unavailable" in evse_statuses(r, 2))
+        later = update201(61, server.url("/fw.bin"), retrieve_date_time=iso(3600))
+        assert (await call(point, later)).status == "AcceptedCanceled"
+        await rec.wait_for(lambda r: evse_statuses(r, 2)[-1] == "Available")
+        assert station.behaviour.port(1).tx is not None
+        assert station.behaviour.firmware_held == set()
+        await rec.wait_for(
+            lambda r: statuses(r, "FirmwareStatusNotification")[-1:] == ["DownloadScheduled"]
+        )
+        assert rec.of("FirmwareStatusNotification")[-1]["request_id"] == 61
+        await station.stop_transaction(1)
+        await asyncio.sleep(0.3)
+        assert "Installing" not in statuses(rec, "FirmwareStatusNotification")
+
+
+async def test_held_ports_given_back_after_a_restart_l01_fr_07(store: StationStore) -> None:
+    """L01.FR.07 holds ports only until the firmware is installed: a station whose process
+    died while an installation waited (ports held, persisted) gives them back at the next
+    start, since that update is gone; a port the CSMS had set Inoperative stays so."""
+    config = StationConfig(
+        station_id="EMU-FWHOLD",
+        csms_url="ws://127.0.0.1:9/ocpp",
+        ocpp_version="2.0.1",
+        connectors=3,
+    )
+    first = Station(config, store=store)
+    await first.restore()
+    behaviour = first.behaviour
+    behaviour.model.change_availability(operative=False, now=first.now(), evse_id=3)
+    behaviour.firmware_held = {1, 2}
+    for port_id in (1, 2):
+        behaviour.set_firmware_hold(port_id, held=True)
+    await store.save_state(config.station_id, first.state_blob())
+    assert [behaviour.status_of(p) for p in (1, 2, 3)] == ["Unavailable"] * 3
+    second = Station(config, store=store)
+    await second.restore()
+    assert [second.behaviour.status_of(p) for p in (1, 2, 3)] == [
+        "Available",
+        "Available",
+        "Unavailable",
+    ]
+    assert second.behaviour.firmware_held == set()
+
+
+# -- what the station announces: file transfer protocols -----------------------------------------
+
+
+async def test_v16_supported_file_transfer_protocols_key_errata_3_90(store: StationStore) -> None:
+    """1.6 errata v4.0 §3.90 (9.5.1) and the whitepaper's L01 remark: the read-only CSL key
+    SupportedFileTransferProtocols says what the station downloads (HTTP,HTTPS, the
+    fetched schemes); ChangeConfiguration of it is Rejected."""
+    async with peer(store, "1.6") as (_station, _rec, point):
+        reply = await call(point, c16.GetConfiguration(key=["SupportedFileTransferProtocols"]))
+        assert reply.configuration_key == [
+            {"key": "SupportedFileTransferProtocols", "readonly": True, "value": "HTTP,HTTPS"}
+        ]
+        assert reply.configuration_key[0]["value"] == ",".join(
+            scheme.upper() for scheme in FETCHED_SCHEMES
+        )
+        change = c16.ChangeConfiguration(key="SupportedFileTransferProtocols", value="FTP")
+        assert (await call(point, change)).status == "Rejected"
+
+
+async def test_v201_file_transfer_protocols_variable(store: StationStore) -> None:
+    """2.0.1 L01 remark (secondary source): the required OCPPCommCtrlr.FileTransferProtocols
+    reports HTTP,HTTPS, the schemes a fetching station downloads."""
+    async with peer(store, "2.0.1") as (_station, _rec, point):
+        reply = await call(
+            point,
+            c201.GetVariables(
+                get_variable_data=[
+                    {
+                        "component": {"name": "OCPPCommCtrlr"},
+                        "variable": {"name": "FileTransferProtocols"},
+                    }
+                ]
+            ),
+        )
+        result = reply.get_variable_result[0]
+        assert result["attribute_status"] == "Accepted"
+        assert result["attribute_value"] == ",".join(s.upper() for s in FETCHED_SCHEMES)

@@ -31,17 +31,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ocppkit.messages import v16, v201
 from ocppkit.node import RunningCsms
 from ocppkit.station.certificates import CS_USE
 from ocppkit.station.station import Station, StationConfig, _private_file
 from ocppkit.station.store import StationStore
+from tests.helpers.certificates import ROOT_TYPE, install_root, trigger_csr
+from tests.helpers.clock import SkippedSleeps
 from tests.helpers.security import register
 from tests.station.peers import online, running
 
 CPO = "ocppkit"  # the O the emulator puts in its CSRs (1.6 CpoName unset, 2.0.1 default)
 VERSIONS = ["1.6", "2.0.1"]
-ROOT_TYPE = {"1.6": "CentralSystemRootCertificate", "2.0.1": "CSMSRootCertificate"}
 
 
 # -- the PKI -------------------------------------------------------------------------------------
@@ -142,10 +142,19 @@ def pki(tmp_path: Path) -> Pki:
     return make_pki(tmp_path)
 
 
-async def profile3_csms(csms: Callable[..., Any], pki: Pki, station_id: str) -> RunningCsms:
-    """Our CSMS on a profile-3 port: server certificate, station certificates and CSR
-    signing all from ``pki``'s CA; ``station_id`` registered."""
+async def profile3_csms(
+    csms: Callable[..., Any], pki: Pki, station_id: str, *, signer: Pki | None = None
+) -> RunningCsms:
+    """Our CSMS on a profile-3 port: server certificate and the station certificates its
+    TLS layer accepts from ``pki``'s CA, CSR signing by ``signer``'s CA (default ``pki``'s;
+    another one hands out certificates that cannot connect, the A02.FR.28 case);
+    ``station_id`` registered."""
     ca_file, ca_key_file = pki.files("ca", pki.ca, pki.ca_key)
+    signer_cert, signer_key = (
+        (ca_file, ca_key_file)
+        if signer is None
+        else signer.files("signer-ca", signer.ca, signer.ca_key)
+    )
     server_cert, server_key = pki.files("csms", *pki.issue("127.0.0.1", server=True))
     node: RunningCsms = await csms(
         security_profile=3,
@@ -153,8 +162,8 @@ async def profile3_csms(csms: Callable[..., Any], pki: Pki, station_id: str) -> 
         tls_key=server_key,
         tls_client_ca=ca_file,
         cpo_name=CPO,
-        ca_cert=ca_file,
-        ca_key=ca_key_file,
+        ca_cert=signer_cert,
+        ca_key=signer_key,
     )
     await register(node, station_id, profile=3)
     return node
@@ -177,47 +186,6 @@ def station_config(
         client_key=key_file,
     )
     return config, cert
-
-
-async def install_root(node: RunningCsms, station_id: str, version: str, pem: str) -> str:
-    """M05 InstallCertificate of the CSMS root, sent by our CSMS; the station's status."""
-    connection = node.service.connections[station_id]
-    if version == "1.6":
-        reply = await connection.call(
-            "InstallCertificate",
-            v16.InstallCertificateRequest(
-                certificate_type=v16.CertificateUseEnum(ROOT_TYPE[version]), certificate=pem
-            ),
-        )
-    else:
-        reply = await connection.call(
-            "InstallCertificate",
-            v201.InstallCertificateRequest(
-                certificate_type=v201.InstallCertificateUseEnum(ROOT_TYPE[version]),
-                certificate=pem,
-            ),
-        )
-    return str(reply.status)
-
-
-async def trigger_csr(node: RunningCsms, station_id: str, version: str) -> str:
-    """A02: the CSMS asks for a CSR (1.6 ExtendedTriggerMessage, 2.0.1 TriggerMessage)."""
-    connection = node.service.connections[station_id]
-    if version == "1.6":
-        reply = await connection.call(
-            "ExtendedTriggerMessage",
-            v16.ExtendedTriggerMessageRequest(
-                requested_message=v16.MessageTriggerEnum("SignChargePointCertificate")
-            ),
-        )
-    else:
-        reply = await connection.call(
-            "TriggerMessage",
-            v201.TriggerMessageRequest(
-                requested_message=v201.MessageTriggerEnum("SignChargingStationCertificate")
-            ),
-        )
-    return str(reply.status)
 
 
 def server_side_peer(node: RunningCsms, station_id: str) -> dict[str, Any]:
@@ -304,15 +272,10 @@ async def test_a02_fr_08_accepted_certificate_is_used_after_a_reconnect(
     seed.behaviour.certs.install(ROOT_TYPE[version], pki.root_pem)
     await store.save_state(station_id, seed.state_blob())
 
-    waits: list[float] = []
-
-    async def sleep(delay: float) -> None:
-        waits.append(delay)
-        await asyncio.sleep(0)
-
+    waits = SkippedSleeps()
     before = tls_temp_dirs()
     with structlog.testing.capture_logs() as logs:
-        async with running(config, store, sleep=sleep) as station:
+        async with running(config, store, sleep=waits) as station:
             failed: list[Any] = []
             station._attempt_failed = failed.append  # type: ignore[method-assign]
             await online(station)
@@ -404,13 +367,8 @@ async def test_a02_fr_08_profile_2_reconnects_too(
         password=password,
         ca_file=ca_file,
     )
-    waits: list[float] = []
-
-    async def sleep(delay: float) -> None:
-        waits.append(delay)
-        await asyncio.sleep(0)
-
-    async with running(config, store, sleep=sleep) as station:
+    waits = SkippedSleeps()
+    async with running(config, store, sleep=waits) as station:
         await online(station)
         assert await install_root(node, station_id, "2.0.1", pki.root_pem) == "Accepted"
         assert await trigger_csr(node, station_id, "2.0.1") == "Accepted"

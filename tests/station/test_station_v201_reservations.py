@@ -22,9 +22,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from ocpp.v201 import call as c201
 
+from ocppkit.commands.station_http import serve_control_api
 from ocppkit.station.device_model import VariableKey
 from ocppkit.station.station import Station, StationConfig
 from ocppkit.station.store import StationStore
@@ -558,3 +560,42 @@ async def test_group_id_token_uses_an_unspecified_reservation_h03_s2(peer: Peer)
         lambda r: statuses(r, 2) == ["Available", "Reserved", "Available", "Occupied"]
     )
     assert statuses(rec, 1) == ["Available", "Reserved"]
+
+
+async def test_snapshot_lists_the_reservations_of_an_unspecified_evse_h01(peer: Peer) -> None:
+    """H01 S1 / S3 (ReserveNow without evseId, with and without connectorType) bind no EVSE,
+    so no connector shows them: the station snapshot (console ``status``, the control API's
+    ``GET /status``) lists them on the station with id, id token, expiry and connector type;
+    CancelReservation (H02) takes one off the list; a reservation of EVSE 1 (H01 S2) shows
+    on that connector, not in the list."""
+    station, rec, point = peer
+    expiry = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
+    assert station.snapshot()["unspecified_evse_reservations"] == []
+    for reservation_id, fields in ((31, {}), (32, {"connector_type": "cType2"})):
+        request = c201.ReserveNow(
+            id=reservation_id, expiry_date_time=expiry.isoformat(), id_token=TOKEN, **fields
+        )
+        assert (await point.call(request, suppress=False)).status == "Accepted"
+    listed = [
+        {"id": 31, "id_token": "RFID-HOLDER", "expires_at": expiry.isoformat(),
+         "connector_type": None},
+        {"id": 32, "id_token": "RFID-HOLDER", "expires_at": expiry.isoformat(),
+         "connector_type": "cType2"},
+    ]  # fmt: skip
+    snapshot = station.snapshot()
+    assert snapshot["unspecified_evse_reservations"] == listed
+    assert [c["reservation"] for c in snapshot["connectors"]] == [None, None]
+    server = await serve_control_api(station, 0)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            status = await client.get("/status")
+            assert status.status_code == 200, status.text
+            assert status.json()["unspecified_evse_reservations"] == listed
+    finally:
+        await server.stop()
+    assert await cancel(point, 31) == "Accepted"
+    assert station.snapshot()["unspecified_evse_reservations"] == listed[1:]
+    await reserve(point, rec, 33, 1, 300)
+    snapshot = station.snapshot()
+    assert [c["reservation"] for c in snapshot["connectors"]] == [33, None]
+    assert [r["id"] for r in snapshot["unspecified_evse_reservations"]] == [32]

@@ -1,8 +1,13 @@
 """``ocppkit fleet``: run emulated stations against a CSMS — one or ten thousand.
 
 Bad arguments (a flag, a template or scenario mistake) get one line per mistake on stderr
-and exit code 2, never a traceback. A scenario run exits 1 when any station fails a step;
-a behaviour run exits 0 when it ran to its end or was stopped with Ctrl-C.
+and exit code 2, never a traceback. So does a run in which no station started because the
+runtime refused every station's configuration — some refusals show only once a station's
+stored state is read (security profile 3 with no client certificate, configured or in its
+certificate store): ``error: no station started: station <id>: <reason>``, after the
+report files are written. A scenario run exits 1 when any station fails a step; a behaviour
+run exits 0 when it ran to its end or was stopped with Ctrl-C (stations that failed to
+start, if not all, are counted in the progress and the report).
 
 Heavy imports (the station runtime, Rich's live display) happen inside the command, so
 ``ocppkit --help`` stays fast.
@@ -222,13 +227,18 @@ def _run(
         scenario_results=results,
     )
     report["stopped_early"] = outcome.stopped_early
-    out.print(render_report(report))
+    none_started = outcome.started == 0 and outcome.failed_to_start > 0
+    if not none_started:  # else a table of zeros would bury the one line that matters
+        out.print(render_report(report))
     if report_path is not None:
         write_json(report, report_path)
     if junit_path is not None and results is not None:
         write_junit(results, junit_path)
+    if none_started:
+        typer.echo(f"error: no station started: {outcome.start_error}", err=True)
+        return 2
     if plan.scenario is not None:
-        complete = len(results or []) == outcome.started and not outcome.stopped_early
+        complete = len(results or []) == outcome.scenario_runs and not outcome.stopped_early
         if not complete:
             err.print("[red]the scenario did not finish on every station[/red]")
         return 0 if complete and all(r.passed for r in results or []) else 1
@@ -278,20 +288,24 @@ class _Progress:
                 str(g.get("charging", 0)),
                 str(g.get("queued", 0)),
             )
-            table.add_row("calls", "errors", "reconnects", "faulted", "sessions", "", style="bold")
+            table.add_row(
+                "calls", "errors", "reconnects", "faulted", "sessions", "not started", style="bold"
+            )
             table.add_row(
                 str(g.get("calls", 0)),
                 str(g.get("errors", 0)),
                 str(g.get("reconnects", 0)),
                 str(g.get("faulted", 0)),
                 str(g.get("sessions", 0)),
-                "",
+                str(g.get("failed_to_start", 0)),
             )
             self.live.update(table, refresh=True)
         elif elapsed - self._last_line >= 10.0:
             self._last_line = elapsed
             print(
-                f"[{elapsed:.0f} s] started {g.get('started', 0)}/{g.get('total', 0)}, "
+                f"[{elapsed:.0f} s] started {g.get('started', 0)}/{g.get('total', 0)}"
+                + (f" ({failed} failed to start)" if (failed := g.get("failed_to_start")) else "")
+                + ", "
                 f"connected {g.get('connected', 0)}, booted {g.get('booted', 0)}, "
                 f"charging {g.get('charging', 0)}, queued {g.get('queued', 0)}, "
                 f"calls {g.get('calls', 0)}, errors {g.get('errors', 0)}",

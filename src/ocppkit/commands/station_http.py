@@ -3,9 +3,11 @@ HTTP calls, for automation (a test rig, a CI job) instead of typing.
 
 Loopback only (127.0.0.1): it has no authentication, like the console it mirrors.
 
-``GET /status`` -> the station snapshot; ``POST /plug``, ``/unplug``, ``/park``,
-``/leave_bay``, ``/start``, ``/stop``, ``/auth``, ``/fault``, ``/clear``, ``/suspend``,
-``/resume`` with query parameters ``connector`` (default 1), ``tag``, ``reason``, ``code``;
+``GET /status`` -> the station snapshot (``Station.snapshot``: connection, connectors with
+their transactions and reservations, 2.0.1 reservations of an unspecified EVSE);
+``POST /plug``, ``/unplug``, ``/park``, ``/leave_bay``, ``/start``, ``/stop``, ``/auth``,
+``/fault``, ``/clear``, ``/suspend``, ``/resume`` with query parameters ``connector``
+(default 1), ``tag``, ``reason``, ``code``;
 ``POST /call/{action}`` with a JSON body sends any CALL and returns the reply. A refused action
 is ``409`` with the reason. The bay action is named ``leave_bay`` as in the console and the
 scenario steps; ``POST /leave``, its old name, still works (left out of the OpenAPI schema).

@@ -45,20 +45,34 @@ and ExtendedKeyUsage clientAuth for a ChargingStationCertificate (the station is
 client of security profile 3), serverAuth for a V2G certificate (the station is the TLS
 server of the ISO 15118 link), both when the type is not given (2.0.1: "for both"). ECDSA
 CA keys sign with SHA-256; RSA CA keys sign with RSA-PSS and SHA-256 (A00.FR.505).
+
+The root a 2.1 station names (SignCertificateRequest ``hashRootCertificate``, "the hash of the
+root certificate to identify the PKI to use"; (secondary source) A02.FR.27 has a station name
+the V2G root its certificate is to be issued under): :meth:`CertificateAuthority.issues_under`
+says whether that CertificateHashDataType names the root of this CA's chain, under the
+algorithm the station chose (:mod:`ocppkit.protocol.certificate_hash`). The root is the last
+certificate of the ``ca_cert`` file when it is self-issued (subject = issuer): then all four
+fields must match. When the file stops below the root, the root's key and serial are unknown
+and only what is known is compared: the algorithm and ``issuerNameHash`` (a root's issuer
+is its subject, the issuer name of the file's last certificate). Put the root in the file to
+have it checked in full.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from ocppkit.protocol.certificate_hash import HASH_ALGORITHMS, HashData, hash_data
 
 __all__ = [
     "DEFAULT_BACKDATE",
@@ -162,6 +176,13 @@ class CertificateAuthority:
         self._chain_pem = "".join(
             c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in chain
         )
+        top = chain[-1]
+        #: The root of the chain, when the ``ca_cert`` file reaches it (else None).
+        self.root = top if top.subject == top.issuer else None
+        self._root_hashes = {
+            algorithm: _root_hash_data(top, algorithm, known=self.root is not None)
+            for algorithm in HASH_ALGORITHMS
+        }
 
     @classmethod
     def from_files(
@@ -208,6 +229,19 @@ class CertificateAuthority:
         )
 
     # -- checking ---------------------------------------------------------------------------
+
+    def issues_under(self, hash_root: Mapping[str, Any]) -> bool:
+        """Whether a CertificateHashDataType (wire or snake_case keys) names the root this CA
+        chains to: in full when the chain holds the root, else its name only (module
+        docstring). An unknown ``hashAlgorithm`` names nothing."""
+        algorithm = hash_root.get("hashAlgorithm", hash_root.get("hash_algorithm", ""))
+        expected = self._root_hashes.get(str(getattr(algorithm, "value", algorithm)).upper())
+        if expected is None:
+            return False
+        if self.root is not None:
+            return expected.matches(hash_root)
+        name_hash = hash_root.get("issuerNameHash", hash_root.get("issuer_name_hash", ""))
+        return str(name_hash).lower() == expected.issuer_name_hash
 
     def check(self, csr_pem: str, station_id: str) -> x509.CertificateSigningRequest:
         """The parsed CSR, if it passes every check of the module docstring.
@@ -309,6 +343,15 @@ def _read(path: str | Path, what: str) -> bytes:
         raise CertificateAuthorityError(
             f"cannot read the {what} file {path}: {exc.strerror or exc}"
         ) from None
+
+
+def _root_hash_data(top: x509.Certificate, algorithm: str, *, known: bool) -> HashData:
+    """The root's hash data; when the root is not known (``top`` is below it) only its name
+    hash, with the key hash and serial left empty (they are never compared then)."""
+    if known:
+        return hash_data(top, algorithm=algorithm)
+    name_hash = HASH_ALGORITHMS[algorithm](top.issuer.public_bytes()).hexdigest()
+    return HashData(name_hash, "", "", algorithm)
 
 
 def _attributes(name: x509.Name, oid: x509.ObjectIdentifier) -> list[str]:

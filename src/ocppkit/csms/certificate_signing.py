@@ -13,17 +13,25 @@ Theory of operation: the handler decides the answer at once, and only then does 
    station, and a certificate is a credential that outlives the connection (with CN = the
    claimed id it would open a profile-3 port to whoever asked). Profiles 1-3 authenticate
    the station before the upgrade (:mod:`ocppkit.csms.security`).
-3. The CSR is checked and signed in a worker thread (:class:`CertificateAuthority`; RSA
+3. A 2.1 station may name the root it wants its certificate under (``hashRootCertificate``,
+   CertificateHashDataType under SHA256, SHA384 or SHA512). When it names another root than
+   the one this CSMS's CA chains to (:meth:`CertificateAuthority.issues_under`), signing
+   would hand it a certificate of the wrong PKI: the answer is Rejected with reasonCode
+   ``UnknownRootCert`` (ocppkit's own code, not from the spec, which gives no CSMS-side
+   rule for it; (secondary source) A02.FR.27 only has the station name the root) and the
+   CsrRejected security event is stored, as for a bad CSR. 2.1 says nothing of a station
+   naming no root: it gets this CA's.
+4. The CSR is checked and signed in a worker thread (:class:`CertificateAuthority`; RSA
    signing takes milliseconds and must not stall thousands of other stations). A CSR that
    fails a check is answered Rejected (A02.FR.12); a signed one Accepted (A02.FR.11).
-4. After the CALLRESULT is out, a background task sends CertificateSigned with the chain
+5. After the CALLRESULT is out, a background task sends CertificateSigned with the chain
    (1.6: ``certificateChain``; 2.x: plus the request's ``certificateType``, A02.FR.14, and
    2.1's ``requestId``) over the station's connection — the same ``Connection.call`` the HTTP
    API's commands use, so it queues behind any CALL in flight (one outstanding CALL,
    OCPP-J §4.1.1). Ordering: the task is created as the handler's last step and only runs
    once the handler worker has queued the CALLRESULT (the session emits frames in order),
    so the station always sees the SignCertificate reply first.
-5. Every outcome an operator must hear of (A02 "Error handling": a wrong CSR "is something
+6. Every outcome an operator must hear of (A02 "Error handling": a wrong CSR "is something
    an operator at the CPO needs to be notified of") is logged and stored in
    ``security_events`` with ocppkit's own types: ``CsrRejected`` (the reason) and
    ``StationCertificateIssued`` (serial, type, end of validity, and what the station
@@ -54,7 +62,13 @@ from ocppkit.storage import repositories
 from ocppkit.storage.group_commit import Unit
 from ocppkit.transport import Connection
 
-__all__ = ["CERTIFICATE_ISSUED", "CSR_REJECTED", "CertificateSigning", "load_authority"]
+__all__ = [
+    "CERTIFICATE_ISSUED",
+    "CSR_REJECTED",
+    "UNKNOWN_ROOT",
+    "CertificateSigning",
+    "load_authority",
+]
 
 _log = structlog.get_logger("ocppkit.csms")
 T = TypeVar("T")
@@ -62,6 +76,8 @@ T = TypeVar("T")
 #: security_events types (ocppkit's own, not in OCPP's security-event list).
 CSR_REJECTED: Final = "CsrRejected"
 CERTIFICATE_ISSUED: Final = "StationCertificateIssued"
+#: 2.x statusInfo reasonCode when hashRootCertificate names another root (ocppkit's own).
+UNKNOWN_ROOT: Final = "UnknownRootCert"
 _UNSET = msgspec.UNSET
 _CLIENT_USE: Final = "ChargingStationCertificate"
 
@@ -137,6 +153,11 @@ class CertificateSigning:
                 m, accepted=False, info="station not authenticated (profile 0)", code="NoAuth"
             )
         now = self._clock()
+        hash_root = getattr(request, "hash_root_certificate", _UNSET)  # 2.1 only
+        if hash_root is not _UNSET and hash_root is not None:
+            named = msgspec.to_builtins(hash_root)
+            if not self.authority.issues_under(named):
+                return self._reject_root(m, station_id, named, now)
         # 1.6 has no certificateType: its Charge Point certificate is the TLS client's.
         use = certificate_type if hasattr(request, "certificate_type") else _CLIENT_USE
         try:
@@ -165,6 +186,23 @@ class CertificateSigning:
         signed = m.CertificateSignedRequest(**fields)
         self._spawn(self._deliver(connection, signed, issued, now, use))
         return _response(m, accepted=True)
+
+    def _reject_root(
+        self, m: Any, station_id: str, named: dict[str, Any], now: datetime
+    ) -> msgspec.Struct:
+        """Rejected: the station asked for a certificate under a root this CA does not
+        chain to (module docstring, step 3)."""
+        reason = "hashRootCertificate names another root than this CSMS's CA chains to"
+        root = (
+            f"hashAlgorithm={named.get('hashAlgorithm')} "
+            f"issuerNameHash={str(named.get('issuerNameHash'))[:16]}... "
+            f"serialNumber={named.get('serialNumber')}"
+        )
+        _log.warning(
+            "SignCertificate rejected: unknown root", station_id=station_id, named_root=root
+        )
+        self._spawn(self._record(station_id, CSR_REJECTED, now, f"{reason} ({root})"))
+        return _response(m, accepted=False, info=reason, code=UNKNOWN_ROOT)
 
     async def _deliver(
         self,

@@ -17,6 +17,10 @@ Series (all names prefixed ``ocppkit_``):
 ``db_batch_rows{batch}``                    histogram: rows per database batch
 ``db_batch_seconds{batch}``                 histogram: time to commit a batch
 ``db_batch_failures_total{batch}``          batches the database refused (they are retried)
+``tls_handshake_failures_total{reason}``    TLS handshakes the OCPP port refused (profiles 2
+                                            and 3), by a closed set of reasons
+                                            (:data:`~ocppkit.transport.tls.TLS_REFUSAL_REASONS`),
+                                            each present from the start at 0
 
 Theory of operation (the hot path): the frame observer sees every frame as raw text. Only
 the frame's head is read, by one anchored regular expression (message type, message id and
@@ -61,6 +65,7 @@ from ocppkit.protocol.errors import error_code_from_wire
 from ocppkit.protocol.frames import FrameHead
 from ocppkit.protocol.validation import message_types
 from ocppkit.protocol.versions import OcppVersion
+from ocppkit.transport.tls import TLS_REFUSAL_REASONS
 
 __all__ = ["CONTENT_TYPE", "DB_ROWS_BUCKETS", "LATENCY_BUCKETS", "CsmsMetrics"]
 
@@ -244,6 +249,14 @@ class CsmsMetrics:
             ["batch"],
             registry=registry,
         )
+        self.tls_handshake_failures = Counter(
+            "ocppkit_tls_handshake_failures",
+            "TLS handshakes the OCPP port refused (no station id is known then), by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in TLS_REFUSAL_REASONS:  # every series from 0: rate() sees the first one
+            self.tls_handshake_failures.labels(reason)
         self._peers: weakref.WeakKeyDictionary[Any, _Peer] = weakref.WeakKeyDictionary()
         self._actions: dict[OcppVersion, frozenset[str]] = {}
 
@@ -300,6 +313,11 @@ class CsmsMetrics:
     def db_batch_failed(self, batch: str) -> None:
         """Record a batch the database refused."""
         self.db_batch_failures.labels(batch).inc()
+
+    def tls_handshake_failed(self, reason: str) -> None:
+        """Count one refused TLS handshake; a reason outside the closed set counts as other."""
+        label = reason if reason in TLS_REFUSAL_REASONS else "other"
+        self.tls_handshake_failures.labels(label).inc()
 
     # -- exposition -------------------------------------------------------------------------
 

@@ -45,8 +45,18 @@ foreign key to ``stations``, so unknown ids are only logged), written in the bac
 after the answer, since a write for known ids only would time them apart: type
 ``FailedToAuthenticateAtCentralSystem`` for credentials, ``InvalidChargePointCertificate``
 for a profile-3 subject mismatch. Refusals by the limiter are logged but not stored (they
-would let an attacker fill the table). Certificates refused by TLS itself (expired, unknown
-CA, none) never reach this module: no identity is known then.
+would let an attacker fill the table).
+
+Handshakes refused by TLS itself (profiles 2/3: an expired, untrusted or missing client
+certificate, plain HTTP on the TLS port, an old protocol version or no shared suite,
+A00.FR.316-323/403-407) never reach the authenticator: no upgrade request, so no station id.
+The transport tells :func:`tls_refusal_recorder` of each one
+(:func:`~ocppkit.transport.tls.report_refused_handshakes`), which logs one warning line
+(``TLS handshake refused``, with ``remote_ip``, ``reason`` — OpenSSL's text, e.g.
+``certificate verify failed: unable to get local issuer certificate`` — and ``category``,
+the bounded label) and counts it in ``ocppkit_tls_handshake_failures_total{reason}``
+(A00.FR.323/408 RECOMMEND logging them). Nothing is stored: ``security_events`` needs a
+known station, and a port scanner must not be able to fill a table.
 """
 
 from __future__ import annotations
@@ -68,11 +78,12 @@ from typing import Any, Final
 import structlog
 
 from ocppkit.csms.credentials import PASSWORD_LENGTH, verify_password
+from ocppkit.csms.metrics import CsmsMetrics
 from ocppkit.csms.settings import CsmsSettings, SettingsError, StationPolicy
 from ocppkit.storage import Database, repositories
 from ocppkit.storage.models import Station
 from ocppkit.transport.server import HandshakeRequest
-from ocppkit.transport.tls import server_context
+from ocppkit.transport.tls import TlsRefusal, server_context
 
 __all__ = [
     "AttemptLimiter",
@@ -80,6 +91,7 @@ __all__ = [
     "certificate_subject",
     "parse_basic_authorization",
     "server_ssl_context",
+    "tls_refusal_recorder",
 ]
 
 _log = structlog.get_logger("ocppkit.csms.security")
@@ -110,6 +122,22 @@ def server_ssl_context(settings: CsmsSettings) -> ssl.SSLContext | None:
     except (OSError, ssl.SSLError) as exc:
         reason = exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
         raise SettingsError(f"cannot load the TLS certificate, key or CA: {reason}") from None
+
+
+def tls_refusal_recorder(metrics: CsmsMetrics) -> Callable[[TlsRefusal], None]:
+    """The CSMS's observer of refused TLS handshakes: a log line and a count (module
+    docstring); give it to :func:`~ocppkit.transport.server.serve` as ``on_tls_refusal``."""
+
+    def refused(refusal: TlsRefusal) -> None:
+        _log.warning(
+            "TLS handshake refused",
+            remote_ip=refusal.remote_ip,
+            reason=refusal.detail,
+            category=refusal.reason,
+        )
+        metrics.tls_handshake_failed(refusal.reason)
+
+    return refused
 
 
 def parse_basic_authorization(header: str | None) -> tuple[str, str] | None:

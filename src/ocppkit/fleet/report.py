@@ -8,7 +8,8 @@ rendered from one :func:`build_report` dictionary, so they never disagree.
 JSON shape (``"format": "ocppkit-fleet-report/1"``)::
 
     {"format", "started_at", "duration_s", "settings": {...},
-     "stations": {"stations", "connected", "booted", "charging", ...},
+     "stations": {"stations", "connected", "booted", "charging", ..., "failed_to_start"},
+     "start_errors": {reason: stations},
      "actions": {"Heartbeat": {"count", "answered", "call_errors": {code: n}, "timeouts",
                                "disconnected",
                                "latency_ms": {"p50", "p90", "p99", "max", "mean"}}},
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 
 from ocppkit.fleet.scenario import ScenarioResult
@@ -93,11 +95,16 @@ def render_report(report: Mapping[str, Any], *, max_failures: int = 10) -> Group
     totals.add_column(style="bold")
     totals.add_column()
     totals.add_row("duration", f"{report['duration_s']:.1f} s")
+    failed = st.get("failed_to_start", 0)
     totals.add_row(
         "stations",
         f"{st['stations']} seen, {st['connected']} connected, {st['booted']} booted, "
-        f"{st['charging']} charging, {st['faulted']} faulted, {st['rejected']} rejected",
+        f"{st['charging']} charging, {st['faulted']} faulted, {st['rejected']} rejected"
+        + (f", [red]{failed} failed to start[/red]" if failed else ""),
     )
+    for reason, count in report.get("start_errors", {}).items():
+        stations = "station" if count == 1 else "stations"
+        totals.add_row("not started", f"{count} {stations}: {escape(reason)}")
     totals.add_row("connections", f"{report['connections']} ({report['reconnects']} reconnects)")
     frames = report["frames"]
     totals.add_row(

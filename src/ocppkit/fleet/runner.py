@@ -19,8 +19,14 @@ Theory of operation
    first booted, one :func:`~ocppkit.fleet.behaviour.drive_connector` per connector) or the
    scenario
    (:class:`~ocppkit.fleet.scenario.ScenarioRun`, which starts and stops its station);
-3. wait for ``duration`` seconds after the last station started (behaviour) or for every
-   scenario to finish (scenario; ``duration`` then caps the run), or for ``stop``;
+   a station whose configuration is refused — by ``StationConfig`` at once, or by
+   ``Station.restore()`` once its stored state is read (``StationConfigError``: security
+   profile 3 with no client certificate, configured or in the store) — is not counted as
+   started but as **failed to start** (:meth:`FleetStats.on_start_failed`, the outcome's
+   ``start_error`` keeps the first reason, so the CLI can say why none started);
+3. wait for ``duration`` seconds after the last station started (behaviour; or until no
+   station runs any more, e.g. none started) or for every scenario to finish (scenario;
+   ``duration`` then caps the run), or for ``stop``;
 4. **stop**: cancel the drivers, ``await station.stop()`` for all (at most
    ``stop_concurrency`` at once), wait for their run tasks, close the store.
 
@@ -111,7 +117,13 @@ class FleetOutcome:
 
     scenario_results: list[ScenarioResult] = field(default_factory=list)
     started: int = 0
+    """Stations running: launched, and not refused by their configuration."""
     failed_to_start: int = 0
+    """Stations whose configuration was refused, when made or when their state was restored."""
+    start_error: str | None = None
+    """The first of those refusals, ``"station <id>: <reason>"``."""
+    scenario_runs: int = 0
+    """Scenario runs launched (each ends with a result unless stopped or crashed)."""
     stopped_early: bool = False
 
 
@@ -190,6 +202,33 @@ async def run_fleet(
     runs: list[asyncio.Task[Any]] = []
     drivers: list[asyncio.Task[None]] = []
     scenario_tasks: list[asyncio.Task[ScenarioResult]] = []
+    refused: set[str] = set()
+
+    def start_failed(station_id: str, exc: Exception, *, launched: bool) -> None:
+        """Count ``station_id`` as failed to start (once; a ``launched`` one no longer as
+        started), with ``exc`` as the reason."""
+        if station_id in refused:
+            return
+        refused.add(station_id)
+        if launched:
+            outcome.started -= 1
+        outcome.failed_to_start += 1
+        if outcome.start_error is None:
+            outcome.start_error = f"station {station_id}: {exc}"
+        stats.on_start_failed(station_id, str(exc))
+
+    async def run_station(station: Any, driver: asyncio.Task[None] | None = None) -> None:
+        """``station.run()``; a ``StationConfigError`` (raised before it connects; the station
+        logs it) makes it a station that failed to start, and ends its ``driver``."""
+        from ocppkit.station.station import StationConfigError
+
+        try:
+            await station.run()
+        except StationConfigError as exc:
+            if driver is not None:
+                driver.cancel()
+            start_failed(station.station_id, exc, launched=True)
+            raise
 
     async def ticker() -> None:
         last_count = 0.0
@@ -215,8 +254,11 @@ async def run_fleet(
         if config.trace_file is not None:
             station.trace = True
         stations.append(station)
-        runs.append(asyncio.create_task(station.run(), name=f"station {config.station_id}"))
-        drivers.append(asyncio.create_task(drive_station(station, config)))
+        driver = asyncio.create_task(drive_station(station, config))
+        drivers.append(driver)
+        runs.append(
+            asyncio.create_task(run_station(station, driver), name=f"station {config.station_id}")
+        )
 
     async def drive_station(station: Any, config: Any) -> None:
         """The behaviour starts once the station first booted (EVs of a station that never
@@ -250,8 +292,11 @@ async def run_fleet(
 
         log = FrameLog()
         observer.logs[config.station_id] = log
-        run = ScenarioRun(scenario, config.station_id, make_station, log, clock=loop.time)
+        run = ScenarioRun(
+            scenario, config.station_id, make_station, log, clock=loop.time, run_station=run_station
+        )
         scenario_tasks.append(asyncio.create_task(run.run()))
+        outcome.scenario_runs += 1
 
     tick_task = asyncio.create_task(ticker())
     stop_wait = asyncio.create_task(stop.wait())
@@ -272,17 +317,16 @@ async def run_fleet(
             try:
                 config = station_config(kwargs, scenario=plan.scenario, trace_dir=plan.trace_dir)
             except (ValueError, TypeError) as exc:
-                outcome.failed_to_start += 1
-                stats.extra["stations_failed_to_start"] += 1
+                start_failed(str(kwargs.get("station_id")), exc, launched=False)
                 _log.warning(
                     "station not started", station_id=kwargs.get("station_id"), error=str(exc)
                 )
                 continue
+            outcome.started += 1
             if plan.scenario is None:
                 start_behaviour(config)
             else:
                 start_scenario(config, plan.scenario)
-            outcome.started += 1
         ramped = loop.time()
         # Run.
         if plan.scenario is None:
@@ -290,6 +334,10 @@ async def run_fleet(
             if plan.duration is not None:
                 remaining = max(0.0, ramped + plan.duration - loop.time())
                 wait_for.add(asyncio.ensure_future(asyncio.sleep(remaining)))
+            # A station's run ends only with stop() or a refusal: when every one ended (none
+            # started, say), nothing is left to run; without a duration we would wait forever.
+            ended = asyncio.wait(runs) if runs else asyncio.sleep(0)
+            wait_for.add(asyncio.ensure_future(ended))
             done, pending = await asyncio.wait(wait_for, return_when=asyncio.FIRST_COMPLETED)
             for task in pending:
                 if task is not stop_wait:
@@ -472,6 +520,9 @@ async def run_fleet_processes(
             outcome.scenario_results.extend(scenario_results)
             outcome.started += worker_outcome.started
             outcome.failed_to_start += worker_outcome.failed_to_start
+            outcome.scenario_runs += worker_outcome.scenario_runs
+            if outcome.start_error is None:
+                outcome.start_error = worker_outcome.start_error
             outcome.stopped_early |= worker_outcome.stopped_early
     finally:
         stop_flag.set()

@@ -50,7 +50,7 @@ import json
 import re
 import time
 import tomllib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -626,7 +626,8 @@ class ScenarioRun:
 
     ``make_station()`` creates the station (again after a ``disconnect``: a new object
     over the same store, as a restarted charger); ``log`` must be fed with the station's
-    frames by the observer."""
+    frames by the observer; ``run_station(station)`` runs a station (default
+    ``station.run()``; the fleet's counts the stations that fail to start)."""
 
     def __init__(
         self,
@@ -636,8 +637,10 @@ class ScenarioRun:
         log: FrameLog,
         *,
         clock: Callable[[], float] = time.monotonic,
+        run_station: Callable[[Any], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self.scenario = scenario
+        self._run_station = run_station
         self.station_id = station_id
         self._make_station = make_station
         self.log = log
@@ -737,7 +740,9 @@ class ScenarioRun:
     # Steps: each returns the value expectations apply to --------------------------------
     async def _do_connect(self, step: Step, params: dict[str, Any]) -> Any:
         if self._run_task is None:
-            self._run_task = asyncio.create_task(self.station.run())
+            start = self._run_station
+            running = self.station.run() if start is None else start(self.station)
+            self._run_task = asyncio.create_task(running)
         snapshot = await self._wait_state(lambda s: bool(s.get("connected")), step.timeout)
         return snapshot
 

@@ -20,6 +20,11 @@ for tens of thousands of calls a second.
   ``disconnected``) and activity states (``charging`` ``idle`` ``faulted``) are kept per
   station, with running counts so the live display reads them in O(1). A ``connected``
   after a station was connected before is a reconnect.
+* ``on_start_failed``: a station the fleet could not start — a configuration the runtime
+  refused (``ValueError``) or one only its restored state refutes (``StationConfigError``,
+  e.g. security profile 3 with no client certificate configured nor in its certificate
+  store) — counts as failed to start, with its reason; it never connects, so without this
+  count it would be missing from every other number.
 * :meth:`FleetStats.to_wire` / :meth:`FleetStats.merge_wire`: the totals and the encoded
   histograms as a picklable dictionary, so worker processes send theirs to the parent,
   which merges them (HDR histograms add bucket by bucket).
@@ -89,8 +94,11 @@ class FleetStats:
         self.activity_state: dict[str, str] = {}
         self._counts: Counter[str] = Counter()
         self._ever_connected: set[str] = set()
+        self.failed_to_start = 0
+        self.start_errors: Counter[str] = Counter()
+        """Why stations failed to start: reason -> stations."""
         self.extra: Counter[str] = Counter()
-        """Other counters (behaviour sessions, stations failed to start...), summed on merge."""
+        """Other counters (behaviour sessions, store files set aside...), summed on merge."""
 
     # StationObserver -------------------------------------------------------------------
     def on_frame(self, station_id: str, direction: str, frame: str, at: float) -> None:
@@ -142,6 +150,12 @@ class FleetStats:
             else:
                 self._ever_connected.add(station_id)
 
+    # The runner ----------------------------------------------------------------------------
+    def on_start_failed(self, station_id: str, reason: str) -> None:
+        """``station_id`` was not started: its configuration was refused (``reason``)."""
+        self.failed_to_start += 1
+        self.start_errors[reason] += 1
+
     # Reading ----------------------------------------------------------------------------
     def gauges(self) -> dict[str, int]:
         """The live numbers: stations online, booted, charging...; O(1)."""
@@ -157,6 +171,7 @@ class FleetStats:
             "calls": sum(a.count for a in self.actions.values()),
             "errors": self.error_count(),
             "reconnects": self.reconnects,
+            "failed_to_start": self.failed_to_start,
         }
 
     def error_count(self) -> int:
@@ -186,6 +201,8 @@ class FleetStats:
             "connections": self.connections,
             "connection_state": dict(self.connection_state),
             "activity_state": dict(self.activity_state),
+            "failed_to_start": self.failed_to_start,
+            "start_errors": dict(self.start_errors),
             "extra": dict(self.extra),
         }
 
@@ -208,6 +225,8 @@ class FleetStats:
         for table_name in ("connection_state", "activity_state"):
             for station_id, state in wire[table_name].items():
                 self.on_state_quiet(table_name, station_id, state)
+        self.failed_to_start += wire["failed_to_start"]
+        self.start_errors.update(wire["start_errors"])
         self.extra.update(wire["extra"])
 
     def on_state_quiet(self, table_name: str, station_id: str, state: str) -> None:
@@ -249,6 +268,7 @@ class FleetStats:
         queued = q.get_total_count()
         return {
             "stations": self.gauges(),
+            "start_errors": dict(sorted(self.start_errors.items())),
             "actions": actions,
             "call_errors_by_code": dict(sorted(errors_by_code.items())),
             "timeouts": sum(a.timeouts for a in self.actions.values()),

@@ -27,7 +27,9 @@ Theory of operation
   handler checks a signing certificate against the installed manufacturer roots before it
   answers (:meth:`Behaviour.firmware_signer`), then :meth:`Behaviour.update_firmware` walks
   the statuses, downloading for real or not (``StationConfig.firmware_download``, see
-  :mod:`.firmware`); a new update cancels the one running.
+  :mod:`.firmware`), waiting for the retrieve and install times (DownloadScheduled,
+  InstallScheduled) and, to install, for the transactions to end, the free ports held
+  Unavailable meanwhile; a new update cancels the one running.
 * 1.6: a transaction starts when a cable and an accepted id token are both there (§4.1);
   it stops on the same id token, a remote stop, an unplug
   (``StopTransactionOnEVSideDisconnect``), a reset, or an unlock. 2.0.1 starts and ends it
@@ -114,6 +116,9 @@ __all__ = ["ActionRefused", "Behaviour", "Port", "Reservation", "Tx", "stop_caus
 
 #: Longest the timer sleeps with a transaction running (EV-full and profile checks).
 MAX_TIMER_SLEEP = 30.0
+#: A firmware retrieve / install time less than this many seconds ahead is waited for
+#: without DownloadScheduled / InstallScheduled (clock skew, millisecond clocks).
+SCHEDULE_MARGIN = 0.5
 
 
 class ActionRefused(Exception):
@@ -266,6 +271,9 @@ class Behaviour(abc.ABC):
         self.diagnostics_status = "Idle"
         self._firmware_task: asyncio.Task[Any] | None = None
         """The firmware update running (a new one cancels it, L01.FR.26 / L01.FR.24)."""
+        self.firmware_held: set[int] = set()
+        """Ports made Unavailable while an installation waits for transactions (L01.FR.07);
+        persisted, and given back at the next start when the process died meanwhile."""
         self._signing: dict[str, asyncio.Task[Any]] = {}
         """Certificate use -> its SignCertificate flow waiting for CertificateSigned."""
         self._renewal_started_for: datetime.datetime | None = None
@@ -965,9 +973,10 @@ class Behaviour(abc.ABC):
         self, request: Any, signer: Any, report: Callable[[str], Awaitable[None]]
     ) -> dict[str, Any]:
         """Start a 1.6 SignedUpdateFirmware or a 2.0.1 UpdateFirmware (the same fields:
-        ``firmware.location`` / ``retrieveDateTime`` / ``signature``, ``retries``,
-        ``retryInterval``) whose signing certificate was checked; ``signer`` None: an unsigned
-        2.0.1 update (L02). The answer: Accepted, or AcceptedCanceled when it replaced one."""
+        ``firmware.location`` / ``retrieveDateTime`` / ``installDateTime`` / ``signature``,
+        ``retries``, ``retryInterval``) whose signing certificate was checked; ``signer`` None:
+        an unsigned 2.0.1 update (L02). The answer: Accepted, or AcceptedCanceled when it
+        replaced one."""
         firmware = request.firmware
         job = FirmwareJob(
             location=firmware.location,
@@ -976,6 +985,7 @@ class Behaviour(abc.ABC):
             retry_interval=_unset_is_none(request.retry_interval),
             signer=signer,
             signature=_unset_is_none(firmware.signature),
+            install=_unset_is_none(firmware.install_date_time),
         )
         cancelled = self.start_firmware_update(job, report)
         return {"status": "AcceptedCanceled" if cancelled else "Accepted"}
@@ -984,21 +994,21 @@ class Behaviour(abc.ABC):
         self, job: FirmwareJob, report: Callable[[str], Awaitable[None]]
     ) -> None:
         """Firmware update (1.6 §5.19, whitepaper "Secure Firmware Update", 2.0.1 L01/L02):
-        from ``job.retrieve`` on, Downloading, Downloaded (or DownloadFailed), for a secure
-        update SignatureVerified (or InvalidSignature and the security event
-        InvalidFirmwareSignature, L01.FR.03), Installing, Installed, each passed to
-        ``report``, then a reboot.
+        DownloadScheduled until ``job.retrieve`` (whitepaper L01.FR.13; 2.0.1 L01.FR.13 /
+        L02.FR.07 secondary source: "retrieveDateTime is in the future"), Downloading,
+        Downloaded (or DownloadFailed), for a secure update SignatureVerified (or
+        InvalidSignature and the security event InvalidFirmwareSignature, L01.FR.03),
+        InstallScheduled until ``job.install`` (L01.FR.16, 2.0.1 L02.FR.10 secondary source),
+        then :meth:`_install_firmware`. Each status is passed to ``report``; a plain 1.6
+        update (``job.legacy``) has no scheduled statuses and waits silently.
 
         ``StationConfig.firmware_download`` "fetch": an http(s) location is downloaded for
         real (:func:`.firmware.download`, ``retries`` / ``retryInterval``) and a secure
         update's signature checked over the file (L01.FR.04); "simulate": each step takes
         ``firmware_step_seconds`` and, the file never being there, no SignatureVerified is
-        claimed (a signature missing entirely is still InvalidSignature). Installing waits
-        for the transactions to end (a real charger does not reboot under a user)."""
+        claimed (a signature missing entirely is still InvalidSignature)."""
         step = self.st.config.firmware_step_seconds
-        delay = (job.retrieve - self.st.now()).total_seconds()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await self._firmware_wait(job.retrieve, None if job.legacy else "DownloadScheduled", report)
         await report("Downloading")
         digest: bytes | None = None
         if self.st.config.firmware_download == FETCH:
@@ -1019,13 +1029,101 @@ class Behaviour(abc.ABC):
                 return
             if verified:
                 await report("SignatureVerified")
+        await self._firmware_wait(job.install, None if job.legacy else "InstallScheduled", report)
         await asyncio.sleep(step)
-        await self.st.wait_for_state(lambda s: s["state"] != "charging", 1e9)
-        await report("Installing")
-        await asyncio.sleep(step)
-        await report("Installed")
-        await asyncio.sleep(step / 10)
-        self.st.request_reboot("FirmwareUpdate")
+        await self._install_firmware(digest, report)
+
+    async def _firmware_wait(
+        self,
+        until: datetime.datetime | None,
+        status: str | None,
+        report: Callable[[str], Awaitable[None]],
+    ) -> None:
+        """Wait for ``until`` (retrieve or install time), first reporting ``status`` when
+        the version has that status and the time is at least :data:`SCHEDULE_MARGIN` ahead
+        (a time set to "now" by a CSMS is a hair ahead of our millisecond clock)."""
+        if until is None:
+            return
+        delay = (until - self.st.now()).total_seconds()
+        if delay <= 0:
+            return
+        if status is not None and delay >= SCHEDULE_MARGIN:
+            await report(status)
+        await asyncio.sleep(delay)
+
+    async def _install_firmware(
+        self, digest: bytes | None, report: Callable[[str], Awaitable[None]]
+    ) -> None:
+        """Installing, Installed, the security event FirmwareUpdated, a reboot.
+
+        Installing waits for the running transactions to end (whitepaper L01.FR.06/18, 2.0.1
+        L01.FR.06 / L02.FR.03 secondary source, 1.6 errata v4.0 §3.49 "RECOMMENDED"): the
+        emulated charger cannot charge while it installs and reboots. Meanwhile every port
+        not in use is made Unavailable, and so is each one that becomes free, until the
+        firmware is installed (L01.FR.07/19, L02.FR.04; :meth:`_hold_free_ports`); the held
+        ports are given back before the reboot, also when a new update cancels this one.
+
+        FirmwareUpdated (a critical event of the whitepaper's §8 and 2.0.1's security event
+        list; 2.0.1 L01.FR.31, secondary source: "after L01.FR.28", i.e. with Installed) is
+        queued with guaranteed delivery; the reboot waits (2 s at most) until it is sent,
+        and with it, the messages being sent in order, Installed and the status changes (an
+        offline station sends the event after the reboot). The BootNotification keeps
+        ``StationConfig.firmware_version``: no request carries the new version, and the
+        emulated image has none to read."""
+        step = self.st.config.firmware_step_seconds
+        try:
+            while self.any_transaction():
+                await self.st.wait_for_state(self._firmware_wait_over(self._hold_free_ports()), 1e9)
+            await report("Installing")
+            await asyncio.sleep(step)
+            await report("Installed")
+        finally:
+            if self.firmware_held:
+                self._release_held_ports()
+                await self.st.save()
+        info = "no file (simulated update)" if digest is None else f"SHA-256 {digest.hex()}"
+        await self.security_event("FirmwareUpdated", f"firmware installed: {info}")
+        await self.reboot_when_sent("FirmwareUpdate")
+
+    def _free_ports(self) -> set[int]:
+        """Ports a firmware wait makes Unavailable (L01.FR.07): not Unavailable yet nor
+        about to be, and not promised to a reservation (reserved, or 2.0.1 held for one of
+        an unspecified EVSE: the reservation is honoured; the port is taken once it ends).
+        A port in a session is included: its change is scheduled for the session's end."""
+        free = set()
+        for port in self.ports.values():
+            facts = self.facts(port.id)
+            if facts.inoperative or facts.scheduled is not None:
+                continue
+            if port.reservation is not None or facts.reserved or facts.held:
+                continue
+            free.add(port.id)
+        return free
+
+    def _firmware_wait_over(self, held: set[int]) -> Callable[[Any], bool]:
+        """Wake the installation wait when no transaction runs or a port not just ``held``
+        became free."""
+        return lambda _: not self.any_transaction() or bool(self._free_ports() - held)
+
+    def _hold_free_ports(self) -> set[int]:
+        """Hold the free ports; their ids (the wait does not wake for these again, so a
+        port the hold could not take never makes it spin)."""
+        free = self._free_ports()
+        for port_id in sorted(free):
+            self.firmware_held.add(port_id)
+            self.set_firmware_hold(port_id, held=True)
+        return free
+
+    def _release_held_ports(self) -> None:
+        for port_id in sorted(self.firmware_held):
+            self.set_firmware_hold(port_id, held=False)
+        self.firmware_held.clear()
+
+    @abc.abstractmethod
+    def set_firmware_hold(self, port_id: int, *, held: bool) -> None:
+        """Make port ``port_id`` Unavailable for a pending firmware installation (``held``)
+        or give it back, posting the StatusNotifications (1.6: the connector's own
+        availability; 2.0.1: the EVSE's connector's), the CSMS's station-wide choice kept."""
 
     async def _fetch_firmware(self, job: FirmwareJob) -> bytes:
         """The SHA-256 of the downloaded file; :class:`.firmware.FirmwareError` when every
@@ -1148,6 +1246,7 @@ class Behaviour(abc.ABC):
             "auth": self.auth.to_dict(),
             "model": self.model_to_dict(),
             "firmware_status": self.firmware_status,
+            "firmware_held": sorted(self.firmware_held),
         }
 
     def load_dict(self, data: dict[str, Any]) -> list[tuple[Port, Tx]]:
@@ -1184,6 +1283,9 @@ class Behaviour(abc.ABC):
                     scheduled=None,
                 ),
             )
+        # the update that held these ports died with the process: give them back
+        self.firmware_held = {int(p) for p in data.get("firmware_held", []) if int(p) in self.ports}
+        self._release_held_ports()
         return running
 
     @abc.abstractmethod

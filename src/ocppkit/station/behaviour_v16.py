@@ -534,14 +534,17 @@ class Behaviour16(Behaviour):
         }
 
     def on_update_firmware(self, req: v16.UpdateFirmwareRequest, _: Any) -> dict[str, Any]:
-        """§5.19 (unsigned): FirmwareStatusNotification Downloading, Downloaded (or
-        DownloadFailed when a fetching station could not get the file), Installing,
-        Installed, then a reboot; a new request cancels the update running."""
+        """§5.19 (unsigned): from ``retrieveDate`` on, FirmwareStatusNotification
+        Downloading, Downloaded (or DownloadFailed when a fetching station could not get the
+        file), Installing once no transaction runs (errata v4.0 §3.49), Installed, then a
+        reboot; a new request cancels the update running. 1.6's FirmwareStatus has no
+        DownloadScheduled: the wait for ``retrieveDate`` is silent."""
         job = FirmwareJob(
             location=req.location,
             retrieve=req.retrieve_date,
             retries=_opt(req.retries),
             retry_interval=_opt(req.retry_interval),
+            legacy=True,
         )
         self.start_firmware_update(job, self._firmware_status)
         return {}
@@ -550,6 +553,12 @@ class Behaviour16(Behaviour):
         self.firmware_status = status
         self.st.post("FirmwareStatusNotification", {"status": status})
         await self.st.save()
+
+    def set_firmware_hold(self, port_id: int, *, held: bool) -> None:
+        """The connector's own availability (1.6 errata v4.0 §3.49, whitepaper L01.FR.07):
+        given back, it stays Unavailable while connector 0 is set Inoperative."""
+        _, notes = self.cp.change_availability(port_id, operative=not held, now=self.st.now())
+        self.post_statuses(notes)
 
     def on_get_diagnostics(self, req: v16.GetDiagnosticsRequest, _: Any) -> dict[str, Any]:
         name = f"diagnostics-{self.st.station_id}-{self.st.now():%Y%m%dT%H%M%SZ}.log"[:255]
@@ -669,9 +678,12 @@ class Behaviour16(Behaviour):
         outside its validity: InvalidCertificate (L01.FR.24) and the security event
         InvalidFirmwareSigningCertificate (L01.FR.02), committed before the answer. Else
         Accepted (AcceptedCanceled when an update was running, L01.FR.26), then
-        SignedFirmwareStatusNotification with the requestId (L01.FR.10) Downloading,
-        Downloaded, SignatureVerified (InvalidSignature and InvalidFirmwareSignature,
-        L01.FR.03), Installing, Installed, and a reboot (:meth:`update_firmware`)."""
+        SignedFirmwareStatusNotification with the requestId (L01.FR.10) DownloadScheduled
+        (a future ``retrieveDateTime``, L01.FR.13), Downloading, Downloaded,
+        SignatureVerified (InvalidSignature and InvalidFirmwareSignature, L01.FR.03),
+        InstallScheduled (a future ``installDateTime``, L01.FR.16), Installing (once no
+        transaction runs, L01.FR.06/07), Installed, the security event FirmwareUpdated, and
+        a reboot (:meth:`update_firmware`)."""
         firmware = req.firmware
         try:
             signer = self.firmware_signer(firmware.signing_certificate)

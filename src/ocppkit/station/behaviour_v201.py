@@ -1459,7 +1459,11 @@ class Behaviour201(Diagnostics201):
         secure updates (the spec has no variable for it; OCTT TC_L_18_CS expects Rejected
         or InvalidCertificate). Accepted (AcceptedCanceled when an update was running,
         L01.FR.24 secondary source) goes on in :meth:`update_firmware`, every
-        FirmwareStatusNotification with the requestId (L01.FR.10)."""
+        FirmwareStatusNotification with the requestId (L01.FR.10): DownloadScheduled and
+        InstallScheduled for future ``retrieveDateTime`` / ``installDateTime`` (L01.FR.13/16,
+        L02.FR.07/10), the installation once no transaction runs with the free EVSEs
+        Unavailable meanwhile (L01.FR.06/07, L02.FR.03/04), FirmwareUpdated after Installed
+        (L01.FR.31); ids secondary source."""
         firmware = req.firmware
         certificate = _opt(firmware.signing_certificate)
         signature = _opt(firmware.signature)
@@ -1487,6 +1491,16 @@ class Behaviour201(Diagnostics201):
         self.firmware_status = status
         self.st.post("FirmwareStatusNotification", {"status": status, "requestId": request_id})
         await self.st.save()
+
+    def set_firmware_hold(self, port_id: int, *, held: bool) -> None:
+        """L01.FR.07 / L02.FR.04 (secondary source): the EVSE's connector's availability;
+        given back, it stays Unavailable while the station or the EVSE is set Inoperative.
+        ``ChargingStation.AllowNewSessionsPendingFirmwareUpdate`` (which would waive the
+        hold) is not in the device model: absent means the hold applies."""
+        _, notes = self.model.change_availability(
+            operative=not held, now=self.st.now(), evse_id=port_id, connector_id=1
+        )
+        self.post_statuses(notes)
 
     def on_get_log(self, req: v201.GetLogRequest, _: Any) -> dict[str, Any]:
         name = f"{req.log_type}-{self.st.station_id}-{self.st.now():%Y%m%dT%H%M%SZ}.log"[:255]

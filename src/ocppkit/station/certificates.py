@@ -8,7 +8,9 @@
   constraints say it is not a CA, a self-signed one whose signature does not verify.
 - Hash data (2.0.1 CertificateHashDataType, as OCSP's CertID, RFC 6960 §4.1.1): SHA256 of
   the DER issuer name, SHA256 of the issuer's public key (the subjectPublicKey BIT STRING
-  contents), the serial number as hex without leading zeroes.
+  contents), the serial number as hex without leading zeroes. :class:`HashData` and
+  :func:`hash_data` are :mod:`ocppkit.protocol.certificate_hash`'s (shared with the CSMS,
+  which checks a 2.1 station's ``hashRootCertificate``), re-exported here.
 - The station's own certificates, one per *use* (2.0.1 CertificateSigningUseEnumType):
   ``ChargingStationCertificate`` (the TLS client certificate towards the CSMS; 1.6 calls it
   the Charge Point certificate) and ``V2GCertificate`` (the ISO 15118 SECC certificate, kept
@@ -68,7 +70,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import math
 import random
 from collections.abc import Mapping, Sequence
@@ -77,9 +78,10 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from ocppkit.protocol.certificate_hash import HashData, hash_data
 from ocppkit.station.backoff import BackoffSettings, backoff_delay
 
 __all__ = [
@@ -146,59 +148,6 @@ class CertificateError(ValueError):
 class StoreFullError(CertificateError):
     """The root would leave more certificates installed than the store holds (1.6
     whitepaper M05.FR.03: status Rejected, "no more space to install more certificates")."""
-
-
-@dataclasses.dataclass(frozen=True)
-class HashData:
-    """CertificateHashDataType (hashAlgorithm SHA256)."""
-
-    issuer_name_hash: str
-    issuer_key_hash: str
-    serial_number: str
-    hash_algorithm: str = "SHA256"
-
-    def to_wire(self) -> dict[str, str]:
-        return {
-            "hashAlgorithm": self.hash_algorithm,
-            "issuerNameHash": self.issuer_name_hash,
-            "issuerKeyHash": self.issuer_key_hash,
-            "serialNumber": self.serial_number,
-        }
-
-    def matches(self, other: dict[str, Any]) -> bool:
-        """Compare with a wire (camelCase) or snake_case dict; hex case-insensitive."""
-
-        def get(camel: str, snake: str) -> str:
-            return str(other.get(camel, other.get(snake, ""))).lower()
-
-        serial = get("serialNumber", "serial_number").lstrip("0") or "0"
-        return (
-            get("hashAlgorithm", "hash_algorithm") == self.hash_algorithm.lower()
-            and get("issuerNameHash", "issuer_name_hash") == self.issuer_name_hash
-            and get("issuerKeyHash", "issuer_key_hash") == self.issuer_key_hash
-            and serial == self.serial_number
-        )
-
-
-def _key_bits(key: Any) -> bytes:
-    """The subjectPublicKey BIT STRING contents of a public key (what OCSP hashes)."""
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return key.public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-        )
-    if isinstance(key, rsa.RSAPublicKey):
-        return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)  # type: ignore[no-any-return]
-
-
-def hash_data(cert: x509.Certificate, issuer: x509.Certificate | None = None) -> HashData:
-    """The certificate's hash data; ``issuer`` gives the issuer key (None: self-signed)."""
-    key_of = issuer if issuer is not None else cert
-    return HashData(
-        issuer_name_hash=hashlib.sha256(cert.issuer.public_bytes()).hexdigest(),
-        issuer_key_hash=hashlib.sha256(_key_bits(key_of.public_key())).hexdigest(),
-        serial_number=format(cert.serial_number, "x"),
-    )
 
 
 def parse_chain(pem: str) -> list[x509.Certificate]:
@@ -627,7 +576,7 @@ class CertificateStore:
         if slot is None or slot.pending_key is None:
             raise CertificateError(f"no pending certificate signing request for {use}")
         key = serialization.load_pem_private_key(slot.pending_key.encode(), None)
-        if _key_bits(chain[0].public_key()) != _key_bits(key.public_key()):
+        if chain[0].public_key() != key.public_key():
             raise CertificateError("the certificate is not for the station's pending key")
         verify_chain(chain, self.anchors(anchors), now)
         if use == CS_USE and not slot.unconfirmed:

@@ -24,8 +24,10 @@ Rules it implements:
 * CSL keys name only allowed members (measurands for the ``*Data`` keys, 1.6 §9.1) and are
   no longer than their ``*MaxLength`` key says.
 
-The FirmwareManagement and RemoteTrigger profiles define no configuration keys in 1.6 §9;
-their presence shows in ``SupportedFeatureProfiles``.
+The RemoteTrigger profile defines no configuration key in 1.6 §9; its presence shows in
+``SupportedFeatureProfiles``. FirmwareManagement has one, ``SupportedFileTransferProtocols``
+(1.6 errata v4.0 §3.90, "9.5.1"; optional there, required by the Security whitepaper's L01
+remark): read-only ``HTTP,HTTPS``, what a fetching station downloads (:mod:`.firmware`).
 """
 
 from __future__ import annotations
@@ -285,6 +287,16 @@ STANDARD_KEYS: Final[tuple[KeySpec, ...]] = (
         "ConnectorSwitch3to1PhaseSupported", False, "SmartCharging", readonly=True, required=False
     ),
     _int("MaxChargingProfilesInstalled", 8, "SmartCharging", readonly=True),
+    # 9.5 Firmware Management (errata v4.0 §3.90)
+    KeySpec(
+        "SupportedFileTransferProtocols",
+        KeyType.CSL,
+        True,
+        "HTTP,HTTPS",
+        "FirmwareManagement",
+        required=False,
+        members=frozenset({"FTP", "FTPS", "HTTP", "HTTPS"}),
+    ),
     # Security whitepaper (ed. 2) configuration keys
     _bool("AdditionalRootCertificateCheck", False, "Security", readonly=True, required=False),
     KeySpec(

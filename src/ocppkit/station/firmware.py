@@ -27,6 +27,11 @@ The 1.6 Security whitepaper's "Secure Firmware Update" (SignedUpdateFirmware) an
    ECDSA (DER) for EC keys: ``cryptography`` (like OpenSSL) has no "ECSchnorr", the scheme
    the text names, so an EC signature is taken as ECDSA, the EC scheme those tools make.
 
+The rest of an update is :meth:`.behaviour.Behaviour.update_firmware`'s: the waits for
+``retrieveDateTime`` / ``installDateTime`` (DownloadScheduled, InstallScheduled), the wait
+for the transactions to end with the free ports held Unavailable (L01.FR.06/07), and the
+security event FirmwareUpdated after Installed.
+
 ``StationConfig.firmware_download`` chooses between :data:`FETCH` (the above) and
 :data:`SIMULATE` (no network: the statuses are walked with the configured step time). A
 simulated update *does not claim a verified signature*: it reports no SignatureVerified
@@ -86,7 +91,8 @@ DOWNLOAD_MODES = (FETCH, SIMULATE)
 MANUFACTURER_ROOT = "ManufacturerRootCertificate"
 """The root type that anchors firmware signing certificates (both versions)."""
 FETCHED_SCHEMES = ("http", "https")
-"""What a fetching station downloads (2.0.1 ``FileTransferProtocols`` says HTTP,HTTPS)."""
+"""What a fetching station downloads (2.0.1 ``FileTransferProtocols`` and 1.6
+``SupportedFileTransferProtocols`` say HTTP,HTTPS)."""
 
 MAX_FIRMWARE_BYTES = 512 * 1024 * 1024
 """Default size cap of a firmware file (a Linux charger's image is some hundred MB)."""
@@ -126,6 +132,11 @@ class FirmwareJob:
     """The checked signing certificate of a secure update (None: an unsigned one)."""
     signature: str | None = None
     """Its base64 signature (None with a signer: "missing entirely", InvalidSignature)."""
+    install: datetime.datetime | None = None
+    """``installDateTime`` (whitepaper and 2.0.1 FirmwareType): install no earlier."""
+    legacy: bool = False
+    """A plain 1.6 §5.19 UpdateFirmware: its FirmwareStatus has no DownloadScheduled nor
+    InstallScheduled, so those waits are silent."""
 
     @property
     def secure(self) -> bool:

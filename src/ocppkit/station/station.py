@@ -1202,6 +1202,10 @@ class Station:
                 await self._csms_call_event.wait()
 
     def snapshot(self) -> dict[str, Any]:
+        """The station as the console, the HTTP API's ``/status`` and scenarios see it:
+        connection, connectors (with the reservation bound to each) and, 2.0.1, the
+        reservations of an unspecified EVSE (ReserveNow without evseId, H01), which no
+        connector lists (empty for 1.6)."""
         behaviour = self.behaviour
         connectors = []
         for port in behaviour.ports.values():
@@ -1238,6 +1242,15 @@ class Station:
             "registration": self.registration,
             "state": self.state,
             "connectors": connectors,
+            "unspecified_evse_reservations": [
+                {
+                    "id": r.id,
+                    "id_token": r.id_token,
+                    "expires_at": r.expires_at.isoformat(),
+                    "connector_type": r.connector_type,
+                }
+                for r in getattr(behaviour, "unbound", ())
+            ],
             "queued": self._queued,
             "connects": self.connects,
             "reconnect_attempt": self._backoff.attempt,

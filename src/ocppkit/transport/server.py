@@ -11,7 +11,10 @@ optional ``authenticate`` hook gets a :class:`HandshakeRequest` (identity, Autho
 header, peer IP, peer certificate under TLS) and answers None to go on or an HTTP status to
 refuse. The hook is the application's policy; this module only carries the facts to it and
 the refusal back, so the transport stays free of CSMS rules. With ``ssl`` the TLS handshake
-(see :mod:`ocppkit.transport.tls`) is bounded by ``open_timeout`` too.
+(see :mod:`ocppkit.transport.tls`) is bounded by ``open_timeout`` too, and a handshake the TLS
+layer refuses (no upgrade request ever comes) is told to the optional ``on_tls_refusal``
+observer (:func:`~ocppkit.transport.tls.report_refused_handshakes`), which the application
+logs and counts as it sees fit.
 
 A request line that is not ASCII (a raw UTF-8 station id, checklist A4) gets ``400 Bad
 Request`` (RFC 9112 §3: an invalid request-line SHOULD get 400) from
@@ -42,6 +45,7 @@ from ocppkit.transport.connection import DEFAULT_MAX_INCOMING, Connection, Frame
 from ocppkit.transport.keepalive import Keepalive
 from ocppkit.transport.negotiation import choose_subprotocol
 from ocppkit.transport.rate_limit import RateLimiter
+from ocppkit.transport.tls import TlsRefusalObserver, report_refused_handshakes
 
 __all__ = [
     "CLOSE_NO_SUBPROTOCOL",
@@ -102,6 +106,7 @@ async def serve(
     ssl: ssl_module.SSLContext | None = None,
     max_incoming: int = DEFAULT_MAX_INCOMING,
     rate_limiter: Callable[[], RateLimiter] | None = None,
+    on_tls_refusal: TlsRefusalObserver | None = None,
 ) -> Server:
     """Start serving OCPP on ``host:port``; the versions served are the keys of ``routers``.
 
@@ -130,6 +135,9 @@ async def serve(
         max_incoming: the peer's CALLs queued per connection before reading pauses.
         rate_limiter: makes each connection's limit on frames per second (see
             :mod:`ocppkit.transport.rate_limit`); None for no limit.
+        on_tls_refusal: with ``ssl``, told of each handshake the TLS layer refuses (an
+            untrusted, expired or missing client certificate, plain HTTP, an old protocol);
+            it sets ``ssl.sslobject_class``. No cost once a connection is established.
 
     Returns:
         The running ``websockets`` server (``close()`` / ``wait_closed()`` to stop it).
@@ -199,6 +207,8 @@ async def serve(
     keepalive = Keepalive(ping_interval, ping_timeout) if ping_interval is not None else None
     # asyncio's own TLS handshake deadline is 60 s; a slowloris ClientHello gets ours.
     tls_options: dict[str, Any] = {"ssl_handshake_timeout": open_timeout} if ssl else {}
+    if ssl is not None and on_tls_refusal is not None:
+        report_refused_handshakes(ssl, on_tls_refusal)
     return await ws_serve(
         handle,
         host,
