@@ -4,7 +4,8 @@ Why not the ``websockets`` client: a server under test on one core answers tens 
 of CALLs per second, and a generator built on ``websockets`` + coroutines spends more CPU per
 message than the server's own transport does, so it would measure itself. Here each station is
 one :class:`asyncio.Protocol` (no task, no coroutine per message): frames are pre-encoded
-(only the 8-character message id changes), client frames use an all-zero mask key (legal; the
+(only the 8-character message id changes, and a MeterValues's timestamp, so that every one
+carries new samples), client frames use an all-zero mask key (legal; the
 server still runs its unmasking code, XOR with zero costs us nothing), the reply is matched by
 slicing out its id, and the next CALL is written from the ``data_received`` callback. No
 permessage-deflate is offered, as most 1.6 stations do. The generator's own ceiling is
@@ -41,6 +42,7 @@ import random
 import resource
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -120,15 +122,36 @@ def _client_header(length: int, opcode: int = 1) -> bytes:
     return bytes((0x80 | opcode, 0x80 | 127)) + length.to_bytes(8, "big") + _MASK
 
 
-class _Template:
-    """A CALL whose only varying part is its 8-character id: ``head + id + tail``."""
+def _now_stamp() -> bytes:
+    """The current UTC time, always 32 bytes (``2026-11-27T10:00:00.123456+00:00``)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").encode()
 
-    __slots__ = ("head", "tail")
+
+class _Template:
+    """A CALL whose only varying parts are its 8-character id and, where the payload holds
+    :data:`TIMESTAMP`, the time of sending: ``head + id + middle + time + tail``.
+
+    The time changes because a MeterValues that repeats an earlier one's timestamp is the
+    same samples sent again, which a CSMS that deduplicates resends (ocppkit does,
+    reliability.md E2) would rightly not store a second time: with one fixed timestamp the
+    benchmark would measure the duplicate path, not persistence.
+    """
+
+    __slots__ = ("head", "middle", "tail")
 
     def __init__(self, action: str, payload: dict[str, Any]) -> None:
         body = json.dumps(payload, separators=(",", ":"))
-        self.tail = f'",{json.dumps(action)},{body}]'.encode()
-        self.head = _client_header(4 + 8 + len(self.tail)) + b'[2,"'
+        rest = f'",{json.dumps(action)},{body}]'
+        middle, stamped, tail = rest.partition(TIMESTAMP)
+        self.middle = middle.encode() if stamped else b""
+        self.tail = (tail if stamped else rest).encode()
+        length = 4 + 8 + len(self.middle) + (len(_now_stamp()) if stamped else 0) + len(self.tail)
+        self.head = _client_header(length) + b'[2,"'
+
+    def frame(self, message_id: bytes) -> bytes:
+        if self.middle:
+            return self.head + message_id + self.middle + _now_stamp() + self.tail
+        return self.head + message_id + self.tail
 
 
 def meter_values_payload(transaction_id: int, samples: int = 6) -> dict[str, Any]:
@@ -300,7 +323,7 @@ class Station(asyncio.Protocol):
         self.pending = message_id
         self.sent_at = time.perf_counter()
         if self.transport is not None:
-            self.transport.write(template.head + message_id + template.tail)
+            self.transport.write(template.frame(message_id))
 
     async def call(self, action: str, payload: dict[str, Any], limit_s: float) -> dict[str, Any]:
         """One CALL with a future (set-up only; the load paths use callbacks)."""

@@ -918,8 +918,9 @@ def _rows_201(
 
 
 def _value_of(field: Any) -> str | None:
-    value = _opt(field)
-    return None if value is None else str(value.value if hasattr(value, "value") else value)
+    """An optional enum field as plain text: every generated enum is a ``StrEnum``, whose
+    ``str()`` is its value (and cheaper than ``.value``, on the path of every sample)."""
+    return None if field is _UNSET or field is None else str(field)
 
 
 def _energy_register(meter_values: Sequence[Any]) -> int | None:

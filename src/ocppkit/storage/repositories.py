@@ -592,12 +592,6 @@ def _float_or_none(raw: str | None) -> float | None:
         return None
 
 
-#: Every optional meter-value column, NULL unless a row says otherwise.
-_METER_VALUE_NULLS: dict[str, Any] = dict.fromkeys(
-    ("transaction_id", "evse_id", "measurand", "phase", "unit", "context", "location", "raw_value")
-)
-
-
 async def add_meter_values(session: AsyncSession, rows: Sequence[MeterValueRow]) -> int:
     """Insert sampled values in bulk (one executemany). A 1.6 value given only as
     ``raw_value`` text gets ``value`` parsed from it when it is a number.
@@ -607,24 +601,47 @@ async def add_meter_values(session: AsyncSession, rows: Sequence[MeterValueRow])
     station's is stored as NULL rather than failing the insert, and with it every other
     station's samples in the same batch. The sample itself is never lost.
     """
-    prepared: list[dict[str, Any]] = []
+    if not rows:
+        return 0
+    # One tuple per row in _METER_VALUE_COLUMNS order, built in one pass: this runs for
+    # every sample the CSMS receives, and merging each row into a dict of defaults first
+    # cost as much as SQLite's insert of it.
+    instants: dict[datetime, str] = {}  # the samples of one meterValue share their time
+    parameters = []
     for row in rows:
-        values: dict[str, Any] = {**_METER_VALUE_NULLS, **row}  # executemany: same keys
-        if "value" not in row:
-            values["value"] = _float_or_none(values.get("raw_value"))
-        values["sample_key"] = sample_key(values)
-        prepared.append(values)
-    if prepared:
-        # A sample already stored (a resent message, E2) is skipped.
-        await _executemany(
-            session,
-            _METER_VALUES,
-            _METER_VALUE_COLUMNS,
-            [tuple(values[name] for name in _METER_VALUE_COLUMNS) for values in prepared],
-            on_conflict_do_nothing=("station_id", "sample_key"),
-            expressions={"transaction_id": _OWN_TRANSACTION},
+        get = row.get
+        timestamp = row["timestamp"]
+        instant = instants.get(timestamp)
+        if instant is None:
+            instant = instants[timestamp] = _instant(timestamp)
+        raw_value = row.get("raw_value")
+        value = row["value"] if "value" in row else _float_or_none(raw_value)
+        parameters.append(
+            (
+                row["station_id"],
+                get("transaction_id"),
+                get("evse_id"),
+                timestamp,
+                get("measurand"),
+                get("phase"),
+                get("unit"),
+                get("context"),
+                get("location"),
+                value,
+                raw_value,
+                _sample_key(row, instant),
+            )
         )
-    return len(prepared)
+    # A sample already stored (a resent message, E2) is skipped.
+    await _executemany(
+        session,
+        _METER_VALUES,
+        _METER_VALUE_COLUMNS,
+        parameters,
+        on_conflict_do_nothing=("timestamp", "station_id", "sample_key"),
+        expressions={"transaction_id": _OWN_TRANSACTION},
+    )
+    return len(parameters)
 
 
 #: A sample's transaction, if it is one of the sample's station (else NULL): looked up by
@@ -641,18 +658,27 @@ def sample_key(row: Mapping[str, Any]) -> str:
     A meter reports one value per measurand, phase, location, context and unit at a time, so
     two rows that agree on these (and on the transaction and EVSE) are one sample sent twice.
     """
-    timestamp = row["timestamp"]
+    return _sample_key(row, _instant(row["timestamp"]))
+
+
+def _instant(timestamp: datetime) -> str:
+    """A sample's time in :func:`sample_key`: the instant, whatever its UTC offset."""
+    return f"{timestamp.timestamp():.6f}"
+
+
+def _sample_key(row: Mapping[str, Any], instant: str) -> str:
+    get = row.get
     parts = (
-        row.get("transaction_id"),
-        row.get("evse_id"),
-        f"{timestamp.timestamp():.6f}",  # the instant, whatever its UTC offset
-        row.get("measurand"),
-        row.get("phase"),
-        row.get("location"),
-        row.get("context"),
-        row.get("unit"),
+        get("transaction_id"),
+        get("evse_id"),
+        instant,
+        get("measurand"),
+        get("phase"),
+        get("location"),
+        get("context"),
+        get("unit"),
     )
-    return "|".join("" if part is None else str(part) for part in parts)[:255]
+    return "|".join(["" if part is None else str(part) for part in parts])[:255]
 
 
 async def add_message_log(session: AsyncSession, rows: Sequence[MessageLogRow]) -> int:

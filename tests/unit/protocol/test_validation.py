@@ -24,7 +24,7 @@ from ocppkit.protocol import (
     Validator,
     validate_payload,
 )
-from ocppkit.protocol.validation import FALLBACK_CODE, classify
+from ocppkit.protocol.validation import FALLBACK_CODE, classify, has_duplicate_keys
 
 DOCS = Path(__file__).parents[3] / "docs" / "error-codes.md"
 
@@ -376,3 +376,21 @@ def test_B7_equal_keys_in_sibling_objects_are_not_repeats() -> None:
     )
     message = validate_payload("1.6", "MeterValues", payload)
     assert [s.value for mv in message.meter_value for s in mv.sampled_value] == ["1", "2", "3"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "repeats"),
+    [
+        (b'{"a":1,"b":{"c":[1,{"d":2}]}}', False),  # compact: proved by the round trip
+        (b'{"a": 1, "b": {"c": [1, {"d": 2}]}}', False),  # spaced: the exact scan decides
+        (b'{"a":1.50,"b":1e3,"c":"\\u00e9"}', False),  # other spellings: the exact scan
+        (b'{"a":1,"b":{"c":[1,{"d":2,"d":2}]}}', True),
+        (b'{"a" :1,"a":2,"x":"\\":"}', True),  # a spaced repeat hidden by a ": in a value
+        (b'{"a":1,"\\u0061":1}', True),
+        (b'{"big":123456789012345678901234567890,"big":1}', True),
+    ],
+)
+def test_B7_repeat_check_agrees_with_the_exact_scan(payload: bytes, repeats: bool) -> None:
+    """B7: the round-trip shortcut (re-encoding the generic decode gives the same bytes, so
+    no key repeated) never hides a repeat, and leaves every other payload to the exact scan."""
+    assert has_duplicate_keys(payload) is repeats
