@@ -8,6 +8,8 @@ stations so durability does not cost throughput".
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -183,3 +185,72 @@ def _write(path: Path, data: bytes) -> None:
 
 def _unlink(path: Path) -> None:
     path.unlink()
+
+
+async def test_a_batch_of_inserts_only_is_written_in_one_transaction_and_a_bad_row_fails_alone(
+    db: Database,
+) -> None:
+    """E7/E8 on the path without an ORM session (SQLite; PostgreSQL keeps the session path,
+    same outcome): meter values of many callers are committed together before any caller
+    hears back; one caller whose rows break a constraint gets the error alone, and nothing
+    of it is stored."""
+    committer = GroupCommitter(db)
+    await committer.run(_register("CP-BULK"))
+
+    def rows(n: int, station: str = "CP-BULK") -> list[repositories.MeterValueRow]:
+        return [
+            {"station_id": station, "timestamp": NOW + timedelta(seconds=n), "raw_value": "1"},
+            {"station_id": station, "timestamp": NOW + timedelta(seconds=n), "raw_value": "2",
+             "phase": "L1"},
+        ]  # fmt: skip
+
+    before = committer.batches
+    await asyncio.gather(
+        *(committer.insert(repositories.add_meter_values, rows(n)) for n in range(60))
+    )
+    assert committer.batches - before < 60
+    if db.sqlite_file is not None:  # written by the bulk writer's own thread
+        assert any(t.name.startswith("ocppkit-sqlite-bulk") for t in threading.enumerate())
+    outcomes = await asyncio.gather(
+        committer.insert(repositories.add_meter_values, rows(100)),
+        committer.insert(repositories.add_meter_values, rows(101, station="NO-SUCH-STATION")),
+        committer.insert(repositories.add_meter_values, rows(102)),
+        committer.insert(repositories.add_meter_values, rows(5)),  # a resend: stored once (E2)
+        return_exceptions=True,
+    )
+    await committer.close()
+    assert outcomes[0] is None and outcomes[2] is None and outcomes[3] is None
+    assert isinstance(outcomes[1], IntegrityError)
+    async with db.session() as session:
+        stations = set((await session.execute(select(MeterValue.station_id))).scalars())
+        stored = await session.scalar(select(func.count()).select_from(MeterValue))
+    assert stations == {"CP-BULK"} and stored == 2 * 62
+
+
+async def test_bulk_inserts_wait_for_another_writer_to_commit(tmp_path: Path) -> None:
+    """The bulk writer is a second SQLite connection: while another one holds the write lock
+    it waits (busy_timeout) and then commits, rather than failing the callers."""
+    path = tmp_path / "locked.sqlite3"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    await db.migrate()
+    committer = GroupCommitter(db)
+    try:
+        await committer.run(_register("CP-WAIT"))
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        row: repositories.MeterValueRow = {
+            "station_id": "CP-WAIT",
+            "timestamp": NOW,
+            "raw_value": "7",
+        }
+        pending = asyncio.ensure_future(committer.insert(repositories.add_meter_values, [row]))
+        await asyncio.sleep(0.3)
+        assert not pending.done()  # waiting for the lock, not failed
+        other.execute("COMMIT")
+        other.close()
+        await asyncio.wait_for(pending, 10)
+        async with db.session() as session:
+            assert await session.scalar(select(MeterValue.raw_value)) == "7"
+    finally:
+        await committer.close()
+        await db.close()

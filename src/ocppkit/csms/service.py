@@ -326,14 +326,14 @@ class CsmsService:
         rows = [_log_row(*entry) for entry in queued]
         started = time.perf_counter()
         try:  # through the group committer: one writer, so SQLite never waits on a lock
-            written = await self._write(lambda session: repositories.add_message_log(session, rows))
+            await self._insert(repositories.add_message_log, rows)
         except Exception:
             # Keep the frames for the next attempt, newest last, within a bound.
             self._log_rows = (queued + self._log_rows)[-MAX_QUEUED_LOG_FRAMES:]
             self.metrics.db_batch_failed("message_log")
             raise
         self.metrics.db_batch("message_log", len(rows), time.perf_counter() - started)
-        return written
+        return len(rows)
 
     async def prune_message_log(self) -> int:
         """Delete message-log rows older than the retention setting (0 keeps everything)."""

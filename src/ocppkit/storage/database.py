@@ -8,8 +8,10 @@ needs no ``alembic.ini`` and no working-directory layout.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -93,6 +95,58 @@ def _checkpoint(path: str) -> None:
         connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
+class _BulkWriter:
+    """The connection and thread of :meth:`Database.insert_many` (SQLite only).
+
+    Its own sqlite3 connection, opened, used and closed on its one thread, set up as the
+    pool's are (:func:`_sqlite_on_connect`). It writes beside the pooled connections as any
+    second SQLite connection does: ``BEGIN IMMEDIATE`` waits (``busy_timeout``) for another
+    writer's commit, so transactions never interleave.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._connection: sqlite3.Connection | None = None
+        self._thread = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="ocppkit-sqlite-bulk"
+        )
+
+    async def run(self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._insert, statements)
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._close)
+        self._thread.shutdown()
+
+    def _insert(self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        if self._connection is None:
+            self._connection = sqlite3.connect(self._path, timeout=5.0)
+            _sqlite_on_connect(self._connection, None)
+        connection = self._connection
+        sql = "BEGIN IMMEDIATE"
+        parameters: Sequence[Sequence[Any]] = ()
+        try:
+            connection.execute(sql)
+            try:
+                for sql, parameters in statements:
+                    connection.executemany(sql, parameters)
+                sql, parameters = "COMMIT", ()
+                connection.execute(sql)
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:  # as SQLAlchemy would raise it (the committer's retries)
+            raise DBAPIError.instance(sql, parameters, exc, sqlite3.Error) from exc
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
 def _upgrade(connection: Connection, revision: str) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
@@ -119,6 +173,32 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
             event.listen(self.engine.sync_engine, "begin", _sqlite_on_begin)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._bulk: _BulkWriter | None = None
+
+    @property
+    def sqlite_file(self) -> str | None:
+        """The SQLite database file; None for another database or one in memory (neither
+        :meth:`checkpoint` nor :meth:`insert_many` has anything to do there)."""
+        path = self.url.database
+        if self.url.get_backend_name() != "sqlite" or not path or path == ":memory:":
+            return None
+        return path
+
+    async def insert_many(self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
+        """SQLite: run each ``(sql, rows)`` executemany in one transaction, in one hop to a
+        thread of its own (see :mod:`ocppkit.storage.bulk_insert` for why).
+
+        Raises:
+            sqlalchemy.exc.DBAPIError: as SQLAlchemy would raise it (IntegrityError,
+                OperationalError for "database is locked"...); nothing was committed.
+            RuntimeError: not an SQLite file (:attr:`sqlite_file` is None).
+        """
+        path = self.sqlite_file
+        if path is None:
+            raise RuntimeError("insert_many needs an SQLite database file")
+        if self._bulk is None:
+            self._bulk = _BulkWriter(path)
+        await self._bulk.run(statements)
 
     @property
     def dialect_name(self) -> str:
@@ -139,8 +219,8 @@ class Database:
         checkpoint neither waits for nor blocks a writer; what it cannot copy yet waits for
         the next one.
         """
-        path = self.url.database
-        if self.url.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        path = self.sqlite_file
+        if path is None:
             return
         await asyncio.to_thread(_checkpoint, path)
 
@@ -154,6 +234,9 @@ class Database:
 
     async def close(self) -> None:
         """Close every pooled connection (no unclosed-connection warnings later)."""
+        if self._bulk is not None:
+            bulk, self._bulk = self._bulk, None
+            await bulk.close()
         await self.engine.dispose()
 
     async def __aenter__(self) -> Database:

@@ -19,6 +19,11 @@ around each unit, so only that unit is lost and its caller gets the exception. A
 result is delivered only after the commit succeeded; if the commit fails, every caller of the
 batch gets the error.
 
+A batch made only of :class:`~ocppkit.storage.bulk_insert.InsertWriter` rows (meter values,
+the message log: the common batch under load) skips the ORM session on SQLite: its
+statements run in one hop to a thread of their own (:meth:`Database.insert_many`); should
+that fail for a row's own reason, the batch runs again the usual way, one unit at a time.
+
 Transient storage errors (SQLite ``database is locked``, a PostgreSQL connection lost in a
 restart) are retried ``retries`` times with a short back-off; then the callers get
 :class:`StorageUnavailableError`, which the CSMS answers as CALLERROR InternalError so the
@@ -33,12 +38,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import structlog
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ocppkit.storage.bulk_insert import InsertWriter
 from ocppkit.storage.database import Database
 
 __all__ = ["GroupCommitter", "StorageUnavailableError", "Unit"]
@@ -231,6 +237,20 @@ class GroupCommitter:
         as a constraint). When one does, the whole pass is rolled back and the batch runs
         again with a SAVEPOINT per unit, so only the failing unit loses its writes.
         """
+        if self.database.sqlite_file is not None and all(
+            isinstance(pending.writer, InsertWriter) for pending in batch
+        ):
+            try:
+                return await self._attempt_without_session(batch)
+            except Exception as exc:
+                if _transient(exc):
+                    raise
+                _log.warning(
+                    "a write of the group commit failed; running them one by one",
+                    units=len(batch),
+                    error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                )
+                return await self._attempt_isolated(batch)
         async with self.database.session() as session:
             await self.database.begin_write(session)
             results: list[tuple[bool, Any]] = []
@@ -263,6 +283,18 @@ class GroupCommitter:
                 await session.commit()
                 return results
         return await self._attempt_isolated(batch)
+
+    async def _attempt_without_session(self, batch: list[_Pending]) -> list[tuple[bool, Any]]:
+        """A batch of inserts only, on SQLite: each writer's rows in one statement, all in one
+        transaction, in one hop to a thread (:meth:`Database.insert_many`), no ORM session."""
+        rows_by_writer: dict[InsertWriter, list[Any]] = {}
+        for pending in batch:
+            rows_by_writer.setdefault(cast(InsertWriter, pending.writer), []).extend(pending.rows)
+        dialect = self.database.engine.dialect
+        await self.database.insert_many(
+            [writer.prepare(dialect, rows) for writer, rows in rows_by_writer.items() if rows]
+        )
+        return [(True, None)] * len(batch)
 
     async def _attempt_isolated(self, batch: list[_Pending]) -> list[tuple[bool, Any]]:
         results: list[tuple[bool, Any]] = []

@@ -15,17 +15,15 @@ numbering follows the scheme documented there (1.6 connectorId N -> evse N, conn
 
 from __future__ import annotations
 
-import functools
-import sqlite3
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NotRequired, TypedDict, cast
 
 from sqlalchemy import CursorResult, Dialect, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .bulk_insert import InsertWriter, PreparedInsert, prepare_insert
 from .models import (
     ConnectorStatus,
     DeviceModelEntry,
@@ -82,7 +80,6 @@ __all__ = [
 ]
 
 _STATIONS = cast(Table, Station.__table__)
-_NO_EXPRESSIONS: Mapping[str, str] = {}
 _MESSAGE_LOG = cast(Table, MessageLog.__table__)
 _MESSAGE_LOG_COLUMNS = (
     "time",
@@ -592,8 +589,8 @@ def _float_or_none(raw: str | None) -> float | None:
         return None
 
 
-async def add_meter_values(session: AsyncSession, rows: Sequence[MeterValueRow]) -> int:
-    """Insert sampled values in bulk (one executemany). A 1.6 value given only as
+def _meter_values_insert(dialect: Dialect, rows: Sequence[MeterValueRow]) -> PreparedInsert:
+    """Sampled values in bulk (one executemany). A 1.6 value given only as
     ``raw_value`` text gets ``value`` parsed from it when it is a number.
 
     A sample names its transaction only if that transaction is the station's own: an id
@@ -601,8 +598,6 @@ async def add_meter_values(session: AsyncSession, rows: Sequence[MeterValueRow])
     station's is stored as NULL rather than failing the insert, and with it every other
     station's samples in the same batch. The sample itself is never lost.
     """
-    if not rows:
-        return 0
     # One tuple per row in _METER_VALUE_COLUMNS order, built in one pass: this runs for
     # every sample the CSMS receives, and merging each row into a dict of defaults first
     # cost as much as SQLite's insert of it.
@@ -633,15 +628,18 @@ async def add_meter_values(session: AsyncSession, rows: Sequence[MeterValueRow])
             )
         )
     # A sample already stored (a resent message, E2) is skipped.
-    await _executemany(
-        session,
+    return prepare_insert(
+        dialect,
         _METER_VALUES,
         _METER_VALUE_COLUMNS,
         parameters,
         on_conflict_do_nothing=("timestamp", "station_id", "sample_key"),
         expressions={"transaction_id": _OWN_TRANSACTION},
     )
-    return len(parameters)
+
+
+#: ``await add_meter_values(session, rows)`` inserts, returning how many rows.
+add_meter_values = InsertWriter(_meter_values_insert)
 
 
 #: A sample's transaction, if it is one of the sample's station (else NULL): looked up by
@@ -681,8 +679,8 @@ def _sample_key(row: Mapping[str, Any], instant: str) -> str:
     return "|".join(["" if part is None else str(part) for part in parts])[:255]
 
 
-async def add_message_log(session: AsyncSession, rows: Sequence[MessageLogRow]) -> int:
-    """Append frames to the message log in bulk. Peer-controlled ``action`` and
+def _message_log_insert(dialect: Dialect, rows: Sequence[MessageLogRow]) -> PreparedInsert:
+    """Frames appended to the message log in bulk. Peer-controlled ``action`` and
     ``message_id`` are truncated to their columns rather than failing the batch."""
     prepared = [
         (
@@ -696,91 +694,11 @@ async def add_message_log(session: AsyncSession, rows: Sequence[MessageLogRow]) 
         )
         for row in rows
     ]
-    if prepared:
-        await _executemany(session, _MESSAGE_LOG, _MESSAGE_LOG_COLUMNS, prepared)
-    return len(prepared)
+    return prepare_insert(dialect, _MESSAGE_LOG, _MESSAGE_LOG_COLUMNS, prepared)
 
 
-async def _executemany(
-    session: AsyncSession,
-    table: Table,
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    *,
-    on_conflict_do_nothing: Sequence[str] = (),
-    expressions: Mapping[str, str] = _NO_EXPRESSIONS,
-) -> None:
-    """INSERT ``rows`` (tuples in ``columns`` order) with one driver executemany.
-
-    ``expressions`` may give a column an SQL expression instead of its plain value, written
-    with ``{column}`` for any column's value, e.g. a subquery.
-
-    Why not ``session.execute(insert(table), dicts)``: for the hottest tables (the message
-    log, meter values) SQLAlchemy's per-row parameter handling costs about four times what
-    SQLite itself spends on the row (measured: 24 against 5 us per message-log row). The
-    values still go through each column's own bind processing (so times are stored exactly
-    as the ORM stores and reads them), only the per-row dictionary work is skipped.
-    """
-    connection = await session.connection()
-    dialect = connection.dialect
-    sql, processors = _insert_statement(
-        dialect, table, tuple(columns), tuple(on_conflict_do_nothing), tuple(expressions.items())
-    )
-    if processors:
-        parameters = []
-        for row in rows:
-            values = list(row)
-            for index, processor in processors:
-                values[index] = processor(values[index])
-            parameters.append(tuple(values))
-    else:
-        parameters = [tuple(row) for row in rows]
-    if dialect.name != "sqlite":
-        await connection.exec_driver_sql(sql, parameters)
-        return
-    # aiosqlite's own executemany, inside the transaction SQLAlchemy began: one hop to its
-    # thread where exec_driver_sql takes three (cursor, executemany, close) plus an execution
-    # context, about 0.1 ms that a lone meter-values commit would pay each time. Its errors are
-    # wrapped as SQLAlchemy's would be (IntegrityError, OperationalError...), which is what
-    # the group committer tells apart.
-    raw = await connection.get_raw_connection()
-    try:
-        await raw.driver_connection.executemany(sql, parameters)  # type: ignore[union-attr]
-    except sqlite3.Error as exc:
-        raise DBAPIError.instance(sql, parameters, exc, sqlite3.Error) from exc
-
-
-@functools.lru_cache(maxsize=64)  # a few statement shapes per engine
-def _insert_statement(
-    dialect: Dialect,
-    table: Table,
-    columns: tuple[str, ...],
-    on_conflict_do_nothing: tuple[str, ...],
-    expressions: tuple[tuple[str, str], ...],
-) -> tuple[str, list[tuple[int, Any]]]:
-    """The SQL of :func:`_executemany` and the bind processors of its columns (by position),
-    made once per statement shape: building them cost a lone commit about 0.05 ms."""
-    processors = [
-        (index, processor)
-        for index, name in enumerate(columns)
-        if (processor := table.c[name].type.bind_processor(dialect)) is not None
-    ]
-    # Numbered placeholders (SQLite ?NNN, PostgreSQL $N), so an expression may use a column's
-    # value twice.
-    if dialect.paramstyle == "qmark":
-        marks = {name: f"?{number}" for number, name in enumerate(columns, 1)}
-    elif dialect.paramstyle == "numeric_dollar":
-        marks = {name: f"${number}" for number, name in enumerate(columns, 1)}
-    else:  # pragma: no cover - only SQLite and PostgreSQL drivers are supported
-        raise NotImplementedError(f"driver paramstyle {dialect.paramstyle}")
-    by_column = dict(expressions)
-    placeholders = ", ".join(
-        by_column[name].format_map(marks) if name in by_column else marks[name] for name in columns
-    )
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})"
-    if on_conflict_do_nothing:
-        sql += f" ON CONFLICT ({', '.join(on_conflict_do_nothing)}) DO NOTHING"
-    return sql, processors
+#: ``await add_message_log(session, rows)`` inserts, returning how many rows.
+add_message_log = InsertWriter(_message_log_insert)
 
 
 async def prune_message_log(session: AsyncSession, *, retention: timedelta, now: datetime) -> int:
