@@ -8,6 +8,7 @@ stations so durability does not cost throughput".
 from __future__ import annotations
 
 import asyncio
+import gc
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -254,3 +255,34 @@ async def test_bulk_inserts_wait_for_another_writer_to_commit(tmp_path: Path) ->
     finally:
         await committer.close()
         await db.close()
+
+
+async def test_a_caller_cancelled_while_waiting_leaves_nothing_unretrieved(db: Database) -> None:
+    """A station that goes away while its write waits (its handler task is cancelled): the
+    others still get their results, and its failed unit leaves no "exception was never
+    retrieved" on the loop."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    committer = GroupCommitter(db)
+
+    async def fails(session: AsyncSession) -> None:
+        await repositories.ensure_station(session, "CP-GONE", now=NOW)
+        raise ValueError("the unit's own error")
+
+    try:
+        gone = asyncio.ensure_future(committer.run(fails))
+        kept = asyncio.ensure_future(committer.run(_register("CP-KEPT")))
+        await asyncio.sleep(0)
+        gone.cancel()
+        assert await kept == "CP-KEPT"
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        await committer.close()
+        del gone
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+    assert reported == []
+    assert await _count_stations(db) == 1  # the failed unit's write was rolled back

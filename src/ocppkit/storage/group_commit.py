@@ -151,18 +151,18 @@ class GroupCommitter:
         return result
 
     def _future(self) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        # A caller cancelled meanwhile (its station went away) must not leave an exception
-        # "never retrieved": the outcome is still logged by whoever cares.
-        future.add_done_callback(_consume)
-        return future
+        return asyncio.get_running_loop().create_future()
 
     async def _enqueue(self, pending: _Pending) -> Any:
         self._queue.append(pending)
         self._wakeup.set()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work(), name="group-commit")
-        return await asyncio.shield(pending.future)
+        # Awaited as it is: a caller cancelled meanwhile (its station went away) cancels its
+        # own future, which the worker then leaves alone (no result, no exception "never
+        # retrieved"); its unit still runs with the batch. No shield, no done-callback: each
+        # would cost every write another future or callback on the loop.
+        return await pending.future
 
     async def close(self) -> None:
         """Finish every queued unit, then stop the worker."""
@@ -317,11 +317,6 @@ class GroupCommitter:
 def _per_row(result: Any, rows: int) -> list[Any] | None:
     """``result`` when it is a list with one entry per row, else None."""
     return result if isinstance(result, list) and len(result) == rows else None
-
-
-def _consume(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 def _transient(exc: BaseException) -> bool:
