@@ -245,11 +245,7 @@ class GroupCommitter:
             except Exception as exc:
                 if _transient(exc):
                     raise
-                _log.warning(
-                    "a write of the group commit failed; running them one by one",
-                    units=len(batch),
-                    error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                )
+                _warn_one_by_one(len(batch), exc)
                 return await self._attempt_isolated(batch)
         async with self.database.session() as session:
             await self.database.begin_write(session)
@@ -273,11 +269,7 @@ class GroupCommitter:
             except Exception as exc:
                 if _transient(exc):
                     raise
-                _log.warning(
-                    "a unit of the group commit failed; running them one by one",
-                    units=len(batch),
-                    error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                )
+                _warn_one_by_one(len(batch), exc)
                 await session.rollback()
             else:
                 await session.commit()
@@ -312,6 +304,14 @@ class GroupCommitter:
                     results.append((True, value))
             await session.commit()
         return results
+
+
+def _warn_one_by_one(units: int, exc: Exception) -> None:
+    """Log that a batch failed for a unit's own error and runs again one unit at a time."""
+    error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    _log.warning(
+        "a unit of the group commit failed; running them one by one", units=units, error=error
+    )
 
 
 def _per_row(result: Any, rows: int) -> list[Any] | None:
