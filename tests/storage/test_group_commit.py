@@ -180,6 +180,28 @@ async def test_a_batch_that_fails_for_good_fails_its_callers_and_the_next_one_wo
         await db.close()
 
 
+async def test_bulk_inserts_open_the_file_anew_once_it_is_a_database(tmp_path: Path) -> None:
+    """E8 on the path without a session: while the file is not a database the caller gets
+    the error; once it is one, the next write opens it anew and is committed there."""
+    path = tmp_path / "broken.sqlite3"
+    _write(path, b"this is not a database" * 100)
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    committer = GroupCommitter(db)
+    row: repositories.MeterValueRow = {"station_id": "CP-1", "timestamp": NOW, "raw_value": "1"}
+    try:
+        with pytest.raises(DatabaseError):
+            await asyncio.wait_for(committer.insert(repositories.add_meter_values, [row]), 10)
+        _unlink(path)
+        await db.migrate()
+        await committer.run(_register("CP-1"))
+        await asyncio.wait_for(committer.insert(repositories.add_meter_values, [row]), 10)
+        async with db.session() as session:
+            assert await session.scalar(select(func.count()).select_from(MeterValue)) == 1
+    finally:
+        await committer.close()
+        await db.close()
+
+
 def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 

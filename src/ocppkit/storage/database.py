@@ -121,13 +121,10 @@ class _BulkWriter:
         self._thread.shutdown()
 
     def _insert(self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
-        if self._connection is None:
-            self._connection = sqlite3.connect(self._path, timeout=5.0)
-            _sqlite_on_connect(self._connection, None)
-        connection = self._connection
         sql = "BEGIN IMMEDIATE"
         parameters: Sequence[Sequence[Any]] = ()
         try:
+            connection = self._connection or self._connect()
             connection.execute(sql)
             try:
                 for sql, parameters in statements:
@@ -140,6 +137,18 @@ class _BulkWriter:
                 raise
         except sqlite3.Error as exc:  # as SQLAlchemy would raise it (the committer's retries)
             raise DBAPIError.instance(sql, parameters, exc, sqlite3.Error) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        """Open and set up the connection; kept only once that worked, so that a file that
+        was not a database yet (or not reachable) is opened anew next time."""
+        connection = sqlite3.connect(self._path, timeout=5.0)
+        try:
+            _sqlite_on_connect(connection, None)
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
+        return connection
 
     def _close(self) -> None:
         if self._connection is not None:
