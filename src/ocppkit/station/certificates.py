@@ -81,7 +81,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ocppkit.protocol.certificate_hash import HashData, hash_data
+from ocppkit.protocol.certificate_hash import HASH_ALGORITHMS, HashData, hash_data
 from ocppkit.station.backoff import BackoffSettings, backoff_delay
 
 __all__ = [
@@ -397,10 +397,13 @@ class CertificateStore:
             )
         ]
 
-    def installed(self, cert_types: list[str] | None = None) -> list[tuple[str, HashData]]:
-        """(type, hash data) of the installed roots, of ``cert_types`` (None: all)."""
+    def installed(
+        self, cert_types: list[str] | None = None, *, algorithm: str = "SHA256"
+    ) -> list[tuple[str, HashData]]:
+        """(type, hash data under ``algorithm``) of the installed roots, of ``cert_types``
+        (None: all)."""
         return [
-            (t, self._data_of(pem))
+            (t, self._data_of(pem, algorithm))
             for t, pems in self.roots.items()
             if cert_types is None or t in cert_types
             for pem in pems
@@ -433,12 +436,16 @@ class CertificateStore:
     def find(self, wanted: dict[str, Any]) -> str | None:
         """The type of the installed certificate with this hash data (the charging-station
         certificate reports :data:`CS_USE`, the V2G one :data:`V2G_CHAIN_TYPE`), None if
-        there is none."""
+        there is none. The hash data may use any of the three algorithms (2.1 lets the CSMS
+        choose; the certificate's hashes are computed in the one it names)."""
+        algorithm = _algorithm_of(wanted)
+        if algorithm is None:
+            return None
         for use in (CS_USE, V2G_USE):
-            data = self.own_hash_data(use)
+            data = self.own_hash_data(use, algorithm=algorithm)
             if data is not None and data.matches(wanted):
                 return OWN_TYPE if use == CS_USE else V2G_CHAIN_TYPE
-        for cert_type, data in self.installed():
+        for cert_type, data in self.installed(algorithm=algorithm):
             if data.matches(wanted):
                 return cert_type
         return None
@@ -455,7 +462,8 @@ class CertificateStore:
             v2g = self.own[V2G_USE]
             v2g.chain, v2g.key = [], None
             return "Accepted"
-        gone = [p for p in self.roots[found] if self._data_of(p).matches(wanted)]
+        algorithm = _algorithm_of(wanted) or "SHA256"  # find() has checked it
+        gone = [p for p in self.roots[found] if self._data_of(p, algorithm).matches(wanted)]
         self.roots[found] = [p for p in self.roots[found] if p not in gone]
         if not self.roots[found]:
             del self.roots[found]
@@ -464,9 +472,9 @@ class CertificateStore:
         self._retire(gone)
         return "Accepted"
 
-    def _data_of(self, pem: str) -> HashData:
+    def _data_of(self, pem: str, algorithm: str = "SHA256") -> HashData:
         cert = parse_chain(pem)[0]
-        return hash_data(cert, self._issuer_of(cert))
+        return hash_data(cert, self._issuer_of(cert), algorithm=algorithm)
 
     def _issuer_of(self, cert: x509.Certificate) -> x509.Certificate | None:
         if cert.issuer == cert.subject:
@@ -592,14 +600,15 @@ class CertificateStore:
             return None
         return parse_chain(slot.chain[0])[0].not_valid_after_utc
 
-    def own_hash_data(self, use: str = CS_USE) -> HashData | None:
-        """The hash data of the station's ``use`` certificate (None: none installed)."""
+    def own_hash_data(self, use: str = CS_USE, *, algorithm: str = "SHA256") -> HashData | None:
+        """The hash data of the station's ``use`` certificate under ``algorithm`` (None: none
+        installed)."""
         slot = self.own.get(use)
         if slot is None or not slot.chain:
             return None
         chain = [parse_chain(p)[0] for p in slot.chain]
         issuer = chain[1] if len(chain) > 1 else self._issuer_of(chain[0])
-        return hash_data(chain[0], issuer)
+        return hash_data(chain[0], issuer, algorithm=algorithm)
 
     def v2g_chain_hash_data(self) -> tuple[HashData, list[HashData]] | None:
         """M03 V2GCertificateChain: the V2G certificate's hash data and its sub-CAs' (at most
@@ -644,3 +653,11 @@ class CertificateStore:
                 pending_key=data.get("pending_key"),
             )
         return store
+
+
+def _algorithm_of(wanted: Mapping[str, Any]) -> str | None:
+    """The hashAlgorithm a CertificateHashData names (wire or snake_case keys, text or
+    enum), None when it is none of SHA256, SHA384 and SHA512."""
+    value = wanted.get("hashAlgorithm", wanted.get("hash_algorithm", "SHA256"))
+    name = str(getattr(value, "value", value)).upper()
+    return name if name in HASH_ALGORITHMS else None

@@ -112,6 +112,24 @@ def test_m05_install_m03_list_m04_delete_roots() -> None:
     assert store.installed(["CSMSRootCertificate"]) == []
 
 
+@pytest.mark.parametrize("algorithm", ["SHA384", "SHA512"])
+def test_m04_delete_by_hash_data_of_another_algorithm(algorithm: str) -> None:
+    """2.1 (and 2.0.1's HashAlgorithmEnumType) lets the CSMS name a certificate by SHA384 or
+    SHA512 hash data: the store computes the hashes in the algorithm named. The expected
+    issuerNameHash is computed here with hashlib, apart from the store's code."""
+    store = CertificateStore()
+    root = _cert("Root", ec.generate_private_key(ec.SECP256R1()))
+    store.install("CSMSRootCertificate", _pem(root))
+    wanted = hash_data(root, algorithm=algorithm).to_wire()
+    digest = hashlib.new(algorithm.lower(), root.issuer.public_bytes()).hexdigest()
+    assert wanted["issuerNameHash"] == digest
+    assert store.find({**wanted, "hashAlgorithm": "SHA1"}) is None  # not an OCPP algorithm
+    assert store.find(wanted) == "CSMSRootCertificate"
+    assert store.delete(wanted) == "Accepted"
+    assert store.delete(wanted) == "NotFound"
+    assert store.installed() == []
+
+
 def test_m05_unparsable_certificate_is_refused() -> None:
     with pytest.raises(CertificateError):
         CertificateStore().install("CSMSRootCertificate", "not a pem")
