@@ -112,8 +112,14 @@ def make_ca(folder: Path, *, use_rsa: bool = False, days: int = 3650, name: str 
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
         .sign(key, hashes.SHA256())
     )
+    return write_ca(folder, name, [certificate], key)
+
+
+def write_ca(folder: Path, name: str, chain: list[x509.Certificate], key: Any) -> Ca:
+    """Write a CA's ``chain`` (its own certificate first) and key as the CSMS's ``ca_cert`` /
+    ``ca_key`` files ``<name>-ca.pem`` and ``<name>-ca-key.pem``."""
     cert_file, key_file = folder / f"{name}-ca.pem", folder / f"{name}-ca-key.pem"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
     key_file.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -121,7 +127,7 @@ def make_ca(folder: Path, *, use_rsa: bool = False, days: int = 3650, name: str 
             serialization.NoEncryption(),
         )
     )
-    return Ca(certificate, key, cert_file, key_file)
+    return Ca(chain[0], key, cert_file, key_file)
 
 
 @pytest.fixture

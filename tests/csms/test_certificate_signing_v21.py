@@ -59,6 +59,7 @@ from tests.csms.test_certificate_signing import (
     make_ca,
     make_csr,
     subject,
+    write_ca,
 )
 from tests.helpers.schemas import reference_errors, schema_cases
 from tests.helpers.security import basic, open_socket, register
@@ -370,16 +371,7 @@ def sub_ca(folder: Path, root: Ca, *, with_root: bool) -> Ca:
         .sign(root.key, hashes.SHA256())
     )
     chain = [certificate, root.certificate] if with_root else [certificate]
-    cert_file, key_file = folder / "sub-ca.pem", folder / "sub-ca-key.pem"
-    cert_file.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return Ca(certificate, key, cert_file, key_file)
+    return write_ca(folder, "sub", chain, key)
 
 
 async def sign_naming_root(
