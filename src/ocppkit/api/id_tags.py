@@ -134,7 +134,7 @@ def id_tags_router(service: CsmsService) -> APIRouter:
     )
     async def create_id_tag(body: IdTagIn, response: Response) -> IdTagOut:
         """Add an entry."""
-        async with service.db.session() as session:
+        async with service.db.write_session() as session:
             existing = await repositories.find_id_tag_ci(session, body.id_tag)
             if existing is not None:
                 raise HTTPException(409, f"id tag {existing.id_tag!r} already exists")
@@ -151,7 +151,7 @@ def id_tags_router(service: CsmsService) -> APIRouter:
     )
     async def update_id_tag(id_tag: str, body: IdTagPatch) -> IdTagOut:
         """Change status, expiry, parent or type; fields left out are kept, null clears."""
-        async with service.db.session() as session:
+        async with service.db.write_session() as session:
             row = await repositories.get_id_tag(session, id_tag)
             if row is None:
                 raise HTTPException(404, f"unknown id tag {id_tag!r}")
@@ -172,7 +172,7 @@ def id_tags_router(service: CsmsService) -> APIRouter:
     @router.delete("/{id_tag:path}", status_code=204, responses={404: {"model": Problem}})
     async def delete_id_tag(id_tag: str) -> Response:
         """Remove an entry; transactions keep their id tag."""
-        async with service.db.session() as session:
+        async with service.db.write_session() as session:
             if not await repositories.delete_id_tag(session, id_tag):
                 raise HTTPException(404, f"unknown id tag {id_tag!r}")
             await session.commit()

@@ -190,7 +190,7 @@ def stations_router(service: CsmsService) -> APIRouter:
         if body.security_profile in PASSWORD_PROFILES and body.password is None:
             raise HTTPException(422, f"security profile {body.security_profile} needs a password")
         password_hash = _hash(body.password) if body.password is not None else None
-        async with service.db.session() as session:
+        async with service.db.write_session() as session:
             created = await repositories.register_station(
                 session,
                 body.id,
@@ -226,7 +226,7 @@ def stations_router(service: CsmsService) -> APIRouter:
         """
         changes = body.model_fields_set
         password_hash = _hash(body.password) if body.password is not None else None
-        async with service.db.session() as session:
+        async with service.db.write_session() as session:
             station = await session.get(Station, station_id)
             if station is None:
                 raise HTTPException(404, f"unknown station {station_id!r}")
@@ -271,7 +271,7 @@ def stations_router(service: CsmsService) -> APIRouter:
         """Delete a station that is not connected and has no history (see the docs)."""
         if is_online(station_id):
             raise HTTPException(409, f"station {station_id!r} is connected")
-        async with service.db.session() as session:
+        async with service.db.write_session() as session:
             if await session.get(Station, station_id) is None:
                 raise HTTPException(404, f"unknown station {station_id!r}")
             history = {

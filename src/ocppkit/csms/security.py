@@ -364,7 +364,7 @@ class CsmsAuthenticator:
 
     async def _record(self, identity: str, event: str, tech_info: str) -> None:
         try:
-            async with self.db.session() as session:
+            async with self.db.write_session() as session:
                 await repositories.add_security_event(
                     session, identity, type=event, timestamp=self.clock(), tech_info=tech_info[:255]
                 )

@@ -340,7 +340,7 @@ class CsmsService:
         days = self.settings.message_log_retention_days
         if days == 0:
             return 0
-        async with self.db.session() as session:
+        async with self.db.write_session() as session:
             deleted = await repositories.prune_message_log(
                 session, retention=timedelta(days=days), now=self.clock()
             )

@@ -11,7 +11,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -240,6 +240,20 @@ class Database:
     async def begin_write(self, session: AsyncSession) -> None:
         """Begin ``session``'s transaction as a writer (SQLite: ``BEGIN IMMEDIATE``)."""
         await session.connection(execution_options={WRITE_OPTION: True})
+
+    @contextlib.asynccontextmanager
+    async def write_session(self) -> AsyncIterator[AsyncSession]:
+        """A new session whose transaction begins as a writer; commit explicitly.
+
+        Every session that reads and then writes must be one: on SQLite a deferred
+        transaction that read before another connection (the group committer, the bulk
+        writer) committed cannot take the write lock any more and fails at once with
+        "database is locked" (SQLITE_BUSY_SNAPSHOT; ``busy_timeout`` does not apply).
+        ``BEGIN IMMEDIATE`` instead waits for the other writer.
+        """
+        async with self._sessions() as session:
+            await self.begin_write(session)
+            yield session
 
     async def close(self) -> None:
         """Close every pooled connection (no unclosed-connection warnings later)."""

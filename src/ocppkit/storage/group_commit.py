@@ -247,8 +247,7 @@ class GroupCommitter:
                     raise
                 _warn_one_by_one(len(batch), exc)
                 return await self._attempt_isolated(batch)
-        async with self.database.session() as session:
-            await self.database.begin_write(session)
+        async with self.database.write_session() as session:
             results: list[tuple[bool, Any]] = []
             # writer -> (its rows in batch order, (result index, first row, row count) per caller)
             combined: dict[RowWriter, tuple[list[Any], list[tuple[int, int, int]]]] = {}
@@ -290,8 +289,7 @@ class GroupCommitter:
 
     async def _attempt_isolated(self, batch: list[_Pending]) -> list[tuple[bool, Any]]:
         results: list[tuple[bool, Any]] = []
-        async with self.database.session() as session:
-            await self.database.begin_write(session)
+        async with self.database.write_session() as session:
             for pending in batch:
                 try:
                     async with session.begin_nested():
