@@ -15,13 +15,13 @@ import httpx
 import pytest
 import websockets
 from ocpp.routing import on
-from ocpp.v16 import ChargePoint as MhStation16
 from ocpp.v16 import call as c16
 from ocpp.v16 import call_result as r16
 
 from ocppkit.csms import CsmsSettings
 from ocppkit.node import RunningCsms, start_csms
 from tests.helpers.databases import pg_admin_url, pg_schema, schema_url
+from tests.helpers.mobilityhouse import Station16 as MhStation16
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

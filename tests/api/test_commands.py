@@ -20,15 +20,15 @@ import pytest
 import websockets
 from ocpp.exceptions import InternalError
 from ocpp.routing import on
-from ocpp.v16 import ChargePoint as MhStation16
 from ocpp.v16 import call as c16
 from ocpp.v16 import call_result as r16
-from ocpp.v201 import ChargePoint as MhStation201
 from ocpp.v201 import call as c201
 from ocpp.v201 import call_result as r201
 
 from ocppkit.api.commands import COMMANDS, command_path
 from ocppkit.protocol import OcppVersion
+from tests.helpers.mobilityhouse import Station16 as MhStation16
+from tests.helpers.mobilityhouse import Station201 as MhStation201
 
 # (action, request posted to the API, the station's answer, the API's expected 200 body)
 Case = tuple[str, dict[str, Any], Any, dict[str, Any]]

@@ -19,7 +19,6 @@ import httpx
 import prometheus_client
 import pytest
 import websockets
-from ocpp.v16 import ChargePoint as MhStation16
 from ocpp.v16 import call as c16
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -28,6 +27,7 @@ from ocppkit.csms.metrics import CsmsMetrics
 from ocppkit.node import RunningCsms, start_csms
 from ocppkit.protocol import OcppVersion
 from ocppkit.protocol.frames import peek_head
+from tests.helpers.mobilityhouse import Station16 as MhStation16
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

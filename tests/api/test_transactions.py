@@ -9,10 +9,10 @@ from typing import Any
 
 import websockets
 from ocpp.v16 import call as c16
-from ocpp.v201 import ChargePoint as MhStation201
 from ocpp.v201 import call as c201
 
 from tests.api.conftest import iso
+from tests.helpers.mobilityhouse import Station201 as MhStation201
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

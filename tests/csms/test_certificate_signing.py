@@ -33,10 +33,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ocpp.routing import on
-from ocpp.v16 import ChargePoint as MhStation16
 from ocpp.v16 import call as c16
 from ocpp.v16 import call_result as r16
-from ocpp.v201 import ChargePoint as MhStation201
 from ocpp.v201 import call as c201
 from ocpp.v201 import call_result as r201
 from sqlalchemy import select
@@ -55,6 +53,8 @@ from ocppkit.station.store import StationStore
 from ocppkit.storage.models import SecurityEvent
 from ocppkit.transport.tls import client_context
 from tests.helpers.certificates import install_root, trigger_csr
+from tests.helpers.mobilityhouse import Station16 as MhStation16
+from tests.helpers.mobilityhouse import Station201 as MhStation201
 from tests.helpers.security import basic, make_pki, open_socket, register
 from tests.station.peers import online, running
 

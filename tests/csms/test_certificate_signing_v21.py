@@ -41,7 +41,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from ocpp.v21 import ChargePoint as MhStation21
 from ocpp.v21 import call as c21
 from ocpp.v21 import call_result as r21
 
@@ -61,6 +60,7 @@ from tests.csms.test_certificate_signing import (
     subject,
     write_ca,
 )
+from tests.helpers.mobilityhouse import Station21 as MhStation21
 from tests.helpers.schemas import reference_errors, schema_cases
 from tests.helpers.security import basic, open_socket, register
 

@@ -12,9 +12,7 @@ from typing import Any
 
 import pytest
 import websockets
-from ocpp.v16 import ChargePoint as MhStation16
 from ocpp.v16 import call as c16
-from ocpp.v201 import ChargePoint as MhStation201
 from ocpp.v201 import call as c201
 from sqlalchemy import func, select
 
@@ -26,6 +24,8 @@ from ocppkit.storage.models import (
     Station,
     Transaction,
 )
+from tests.helpers.mobilityhouse import Station16 as MhStation16
+from tests.helpers.mobilityhouse import Station201 as MhStation201
 
 
 def iso(delta: float = 0) -> str:

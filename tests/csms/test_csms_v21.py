@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import websockets
 from ocpp.exceptions import NotSupportedError
-from ocpp.v21 import ChargePoint as MhStation21
 from ocpp.v21 import call as c21
 from sqlalchemy import func, select
 
 from ocppkit.node import RunningCsms
 from ocppkit.storage.models import MeterValue, Station, Transaction
+from tests.helpers.mobilityhouse import Station21 as MhStation21
 
 
 def iso() -> str:

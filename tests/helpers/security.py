@@ -17,8 +17,6 @@ from typing import Any
 
 import trustme
 import websockets
-from ocpp.v16 import ChargePoint as MhStation16
-from ocpp.v201 import ChargePoint as MhStation201
 from sqlalchemy import update
 
 from ocppkit.csms.credentials import hash_password
@@ -26,6 +24,8 @@ from ocppkit.node import RunningCsms
 from ocppkit.storage import repositories
 from ocppkit.storage.models import Station
 from ocppkit.transport.tls import client_context
+from tests.helpers.mobilityhouse import Station16 as MhStation16
+from tests.helpers.mobilityhouse import Station201 as MhStation201
 
 CPO = "Test CPO"
 

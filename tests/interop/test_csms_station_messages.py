@@ -17,9 +17,7 @@ from typing import Any
 
 import pytest
 import websockets
-from ocpp.v16 import ChargePoint as MhStation16
 from ocpp.v16 import call as c16
-from ocpp.v201 import ChargePoint as MhStation201
 from ocpp.v201 import call as c201
 from sqlalchemy import func, select
 
@@ -34,6 +32,8 @@ from ocppkit.storage.models import (
     StatusHistory,
     Transaction,
 )
+from tests.helpers.mobilityhouse import Station16 as MhStation16
+from tests.helpers.mobilityhouse import Station201 as MhStation201
 
 
 def iso() -> str:
@@ -250,9 +250,32 @@ async def test_ocpp201_every_station_initiated_message(running: RunningCsms, sta
     await cp.call(
         c201.ReservationStatusUpdate(reservation_id=5, reservation_update_status="Expired")
     )
-    # Answers to the CSMS's GetMonitoringReport / GetDisplayMessages / CustomerInformation.
+    # Answers to the CSMS's GetMonitoringReport / GetDisplayMessages / CustomerInformation /
+    # GetChargingProfiles (K09: the profiles come in ReportChargingProfiles).
     await cp.call(c201.NotifyMonitoringReport(request_id=6, seq_no=0, generated_at=iso()))
     await cp.call(c201.NotifyDisplayMessages(request_id=7))
+    await cp.call(
+        c201.ReportChargingProfiles(
+            request_id=9,
+            charging_limit_source="CSO",
+            evse_id=1,
+            charging_profile=[
+                {
+                    "id": 1,
+                    "stack_level": 0,
+                    "charging_profile_purpose": "TxDefaultProfile",
+                    "charging_profile_kind": "Absolute",
+                    "charging_schedule": [
+                        {
+                            "id": 1,
+                            "charging_rate_unit": "W",
+                            "charging_schedule_period": [{"start_period": 0, "limit": 11000}],
+                        }
+                    ],
+                }
+            ],
+        )
+    )
     await cp.call(
         c201.NotifyCustomerInformation(data="none", seq_no=0, generated_at=iso(), request_id=8)
     )

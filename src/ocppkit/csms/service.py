@@ -695,6 +695,7 @@ class CsmsService:
             ("NotifyMonitoringReport", m.NotifyMonitoringReportResponse),
             ("NotifyCustomerInformation", m.NotifyCustomerInformationResponse),
             ("NotifyDisplayMessages", m.NotifyDisplayMessagesResponse),
+            ("ReportChargingProfiles", m.ReportChargingProfilesResponse),
             ("ClearedChargingLimit", m.ClearedChargingLimitResponse),
             ("PublishFirmwareStatusNotification", m.PublishFirmwareStatusNotificationResponse),
         ):
