@@ -23,7 +23,7 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="ocppkit",
-    help="OCPP 1.6 / 2.0.1 toolkit: a central system (CSMS) today; station emulator to come.",
+    help="OCPP 1.6 / 2.0.1 toolkit: a central system (CSMS), an emulated station, a fleet of them.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
