@@ -45,17 +45,24 @@ def prepare_insert(
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
     *,
-    on_conflict_do_nothing: Sequence[str] = (),
+    on_conflict: Sequence[str] = (),
+    update: Mapping[str, str] = _NO_EXPRESSIONS,
     expressions: Mapping[str, str] = _NO_EXPRESSIONS,
 ) -> PreparedInsert:
     """An INSERT of ``rows`` (tuples in ``columns`` order) into ``table``.
 
     ``expressions`` may give a column an SQL expression instead of its plain value, written
-    with ``{column}`` for any column's value, e.g. a subquery. ``on_conflict_do_nothing``
-    names the unique index whose conflicts skip the row.
+    with ``{column}`` for any column's value, e.g. a subquery. ``on_conflict`` names the
+    unique index whose conflicts skip the row (``DO NOTHING``), or, given ``update`` (column
+    -> SQL expression, e.g. ``excluded.online``), update the row there (``DO UPDATE SET``).
     """
     sql, processors = _statement(
-        dialect, table, tuple(columns), tuple(on_conflict_do_nothing), tuple(expressions.items())
+        dialect,
+        table,
+        tuple(columns),
+        tuple(on_conflict),
+        tuple(update.items()),
+        tuple(expressions.items()),
     )
     if not processors:
         return PreparedInsert(sql, [tuple(row) for row in rows])
@@ -114,7 +121,8 @@ def _statement(
     dialect: Dialect,
     table: Table,
     columns: tuple[str, ...],
-    on_conflict_do_nothing: tuple[str, ...],
+    on_conflict: tuple[str, ...],
+    update: tuple[tuple[str, str], ...],
     expressions: tuple[tuple[str, str], ...],
 ) -> tuple[str, list[tuple[int, Any]]]:
     """The SQL of :func:`prepare_insert` and the bind processors of its columns (by
@@ -137,6 +145,10 @@ def _statement(
         by_column[name].format_map(marks) if name in by_column else marks[name] for name in columns
     )
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({placeholders})"
-    if on_conflict_do_nothing:
-        sql += f" ON CONFLICT ({', '.join(on_conflict_do_nothing)}) DO NOTHING"
+    if on_conflict:
+        sql += f" ON CONFLICT ({', '.join(on_conflict)}) DO "
+        if update:
+            sql += "UPDATE SET " + ", ".join(f"{name} = {value}" for name, value in update)
+        else:
+            sql += "NOTHING"
     return sql, processors

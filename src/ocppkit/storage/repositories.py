@@ -23,7 +23,7 @@ from sqlalchemy import CursorResult, Dialect, Table, bindparam, delete, func, se
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .bulk_insert import InsertWriter, PreparedInsert, prepare_insert
+from .bulk_insert import InsertWriter, PreparedInsert, execute_prepared, prepare_insert
 from .models import (
     ConnectorStatus,
     DeviceModelEntry,
@@ -205,7 +205,7 @@ async def register_boots(session: AsyncSession, rows: Sequence[BootRow]) -> list
     """
     known = await _registrations(session, {row["station_id"] for row in rows})
     statuses: list[str] = []
-    prepared: list[dict[str, Any]] = []
+    prepared: list[tuple[Any, ...]] = []
     for row in rows:
         station_id = row["station_id"]
         current = known.get(station_id)
@@ -215,39 +215,62 @@ async def register_boots(session: AsyncSession, rows: Sequence[BootRow]) -> list
             status = row["default_status"]
         known[station_id] = (status, True)  # a second boot in the same batch keeps it
         statuses.append(status)
+        now = row["now"]
         prepared.append(
-            {
-                "id": station_id,
-                "created_at": row["now"],
-                "ocpp_version": row["ocpp_version"],
-                "vendor": row["vendor"],
-                "model": row["model"],
-                "serial_number": row["serial_number"],
-                "firmware_version": row["firmware_version"],
-                "registration_status": status,
-                "online": True,
-                "last_seen": row["now"],
-                "last_boot": row["now"],
-            }
+            (
+                station_id,
+                now,
+                row["ocpp_version"],
+                row["vendor"],
+                row["model"],
+                row["serial_number"],
+                row["firmware_version"],
+                status,
+                True,
+                now,
+                now,
+                _NEW_STATION["security_profile"],
+            )
         )
-    if prepared:
-        stmt = _insert(session, _STATIONS)
-        updated = (
-            "ocpp_version",
-            "vendor",
-            "model",
-            "serial_number",
-            "firmware_version",
-            "registration_status",
-            "online",
-            "last_seen",
-            "last_boot",
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["id"], set_={name: stmt.excluded[name] for name in updated}
-        )
-        await session.execute(stmt, prepared)
+    connection = await session.connection()
+    await execute_prepared(connection, _boots_upsert(connection.dialect, prepared))
     return statuses
+
+
+#: The model's Python-side defaults of a new station row, which a prepared INSERT (no ORM to
+#: fill them in) must give itself.
+_NEW_STATION: dict[str, Any] = {
+    name: cast(Any, _STATIONS.c[name].default).arg
+    for name in ("registration_status", "security_profile")
+}
+
+_BOOT_COLUMNS = (
+    "id",
+    "created_at",
+    "ocpp_version",
+    "vendor",
+    "model",
+    "serial_number",
+    "firmware_version",
+    "registration_status",
+    "online",
+    "last_seen",
+    "last_boot",
+    "security_profile",
+)
+
+
+def _boots_upsert(dialect: Dialect, rows: Sequence[tuple[Any, ...]]) -> PreparedInsert:
+    """The write of :func:`register_boots`: identity, status and presence overwritten;
+    credentials and the security profile (a new row's default) left alone."""
+    return prepare_insert(
+        dialect,
+        _STATIONS,
+        _BOOT_COLUMNS,
+        rows,
+        on_conflict=("id",),
+        update={name: f"excluded.{name}" for name in _BOOT_COLUMNS[2:11]},
+    )
 
 
 async def record_presence(session: AsyncSession, rows: Sequence[PresenceRow]) -> list[bool]:
@@ -259,28 +282,27 @@ async def record_presence(session: AsyncSession, rows: Sequence[PresenceRow]) ->
     """
     if not rows:
         return []
-    stmt = _insert(session, _STATIONS)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["id"],
-        set_={
-            "online": stmt.excluded.online,
-            "last_seen": stmt.excluded.last_seen,
-            "ocpp_version": func.coalesce(stmt.excluded.ocpp_version, _STATIONS.c.ocpp_version),
-        },
-    )
-    await session.execute(
-        stmt,
-        [
-            {
-                "id": row["station_id"],
-                "created_at": row["now"],
-                "online": row["online"],
-                "last_seen": row["now"],
-                "ocpp_version": row["ocpp_version"],
-            }
-            for row in rows
-        ],
-    )
+    connection = await session.connection()
+    await execute_prepared(
+        connection,
+        prepare_insert(
+            connection.dialect,
+            _STATIONS,
+            ("id", "created_at", "online", "last_seen", "ocpp_version", "registration_status",
+             "security_profile"),
+            [
+                (row["station_id"], row["now"], row["online"], row["now"], row["ocpp_version"],
+                 _NEW_STATION["registration_status"], _NEW_STATION["security_profile"])
+                for row in rows
+            ],
+            on_conflict=("id",),
+            update={
+                "online": "excluded.online",
+                "last_seen": "excluded.last_seen",
+                "ocpp_version": "coalesce(excluded.ocpp_version, stations.ocpp_version)",
+            },
+        ),
+    )  # fmt: skip
     known = await _registrations(session, {row["station_id"] for row in rows if row["online"]})
     return [row["online"] and known.get(row["station_id"]) == ("Accepted", True) for row in rows]
 
@@ -633,7 +655,7 @@ def _meter_values_insert(dialect: Dialect, rows: Sequence[MeterValueRow]) -> Pre
         _METER_VALUES,
         _METER_VALUE_COLUMNS,
         parameters,
-        on_conflict_do_nothing=("timestamp", "station_id", "sample_key"),
+        on_conflict=("timestamp", "station_id", "sample_key"),
         expressions={"transaction_id": _OWN_TRANSACTION},
     )
 
