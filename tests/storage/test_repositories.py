@@ -59,6 +59,7 @@ async def test_boot_upserts_station_and_keeps_credentials(db: Database) -> None:
         station = await s.get(Station, "CP1")
         assert station is not None
         station.password_hash = "hash"
+        station.security_profile = 2
         await s.commit()
     async with db.session() as s:
         later = T0 + timedelta(hours=1)
@@ -68,7 +69,7 @@ async def test_boot_upserts_station_and_keeps_credentials(db: Database) -> None:
         station = await s.get(Station, "CP1", populate_existing=True)
         assert station is not None
         assert station.firmware_version == "2.0"
-        assert station.password_hash == "hash"
+        assert (station.password_hash, station.security_profile) == ("hash", 2)
         assert station.online is False
         assert station.last_boot == T0 + timedelta(hours=1)
         assert station.last_seen == T0 + timedelta(hours=2)
@@ -116,6 +117,8 @@ async def test_record_presence_keeps_order_and_reports_earlier_acceptance(db: Da
     assert booted is not None and booted.online is True
     assert booted.last_seen == T0 + timedelta(seconds=2)
     assert fresh is not None and (fresh.online, fresh.ocpp_version) == (True, "2.0.1")
+    # A station first seen by its connection gets the model's defaults.
+    assert (fresh.registration_status, fresh.security_profile) == ("Pending", 0)
 
 
 async def test_mark_online_creates_bare_station_and_touch_bumps_last_seen(db: Database) -> None:
