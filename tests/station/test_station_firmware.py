@@ -168,36 +168,30 @@ def iso(delta: float = 0.0) -> str:
     return (datetime.now(UTC) + timedelta(seconds=delta)).isoformat()
 
 
+async def install_root(point: Any, version: str, root: x509.Certificate) -> None:
+    """InstallCertificate ``root`` as the ManufacturerRootCertificate (1.6 or 2.0.1): Accepted."""
+    calls: Any = c16 if version == "1.6" else c201
+    reply = await call(
+        point,
+        calls.InstallCertificate(
+            certificate_type="ManufacturerRootCertificate", certificate=pem(root)
+        ),
+    )
+    assert reply.status == "Accepted"
+
+
 @contextlib.asynccontextmanager
 async def peer(
-    store: StationStore, version: str, **config: Any
+    store: StationStore, version: str, *, root: x509.Certificate | None = None, **config: Any
 ) -> AsyncIterator[tuple[Station, Recorder, Any]]:
-    """Their CSMS and our station (firmware_download "fetch" unless ``config`` says)."""
+    """Their CSMS and our station (firmware_download "fetch" unless set), any ``root`` installed."""
     settings = {"firmware_download": "fetch", **config}
     sid = f"EMU-FW{version.replace('.', '')}"
     statuses = 3 if version == "1.6" else 2
     async with with_their_csms(store, sid, version, statuses=statuses, **settings) as running:
+        if root is not None:
+            await install_root(running[2], version, root)
         yield running
-
-
-async def install_root16(point: Any, root: x509.Certificate) -> None:
-    reply = await call(
-        point,
-        c16.InstallCertificate(
-            certificate_type="ManufacturerRootCertificate", certificate=pem(root)
-        ),
-    )
-    assert reply.status == "Accepted"
-
-
-async def install_root201(point: Any, root: x509.Certificate) -> None:
-    reply = await call(
-        point,
-        c201.InstallCertificate(
-            certificate_type="ManufacturerRootCertificate", certificate=pem(root)
-        ),
-    )
-    assert reply.status == "Accepted"
 
 
 def statuses(rec: Recorder, action: str) -> list[str]:
@@ -234,6 +228,25 @@ def update201(request_id: int, location: str, **firmware: Any) -> Any:
         firmware={"location": location, "retrieve_date_time": iso(), **firmware},
         **extra,
     )
+
+
+def signed201(
+    request_id: int, location: str, cert: x509.Certificate, signature: str, **kw: Any
+) -> Any:
+    """A secure (L01) 2.0.1 UpdateFirmware: ``update201`` with a signing certificate."""
+    return update201(request_id, location, signing_certificate=pem(cert), signature=signature, **kw)
+
+
+async def security_events(rec: Recorder, count: int) -> list[str]:
+    """The types of the SecurityEventNotifications, once ``count`` of them arrived."""
+    await rec.wait_count("SecurityEventNotification", count)
+    return [k["type"] for k in rec.of("SecurityEventNotification")]
+
+
+def request_statuses(rec: Recorder, action: str, request_id: int) -> list[str]:
+    """The statuses of ``action``, after checking that each carries ``request_id``."""
+    assert {k["request_id"] for k in rec.of(action)} == {request_id}
+    return statuses(rec, action)
 
 
 # -- the pure checks, on real certificates and signatures ---------------------------------------
@@ -302,27 +315,23 @@ async def test_v16_signed_update_good_signature_verified_installed_l01_fr_04_10(
     SignedFirmwareStatusNotification Downloading, Downloaded, SignatureVerified, Installing,
     Installed, each with the request's requestId (L01.FR.10), and a reboot. The one security
     event is FirmwareUpdated (whitepaper §8, critical), naming the installed file's SHA-256."""
-    async with peer(store, "1.6") as (_station, rec, point):
-        await install_root16(point, pki.root)
+    async with peer(store, "1.6", root=pki.root) as (_station, rec, point):
         reply = await call(
             point, signed16(5, server.url("/fw.bin"), pki.ec_cert, sign_ecdsa(pki.ec_key, FIRMWARE))
         )
         assert reply.status == "Accepted"
         await rec.wait_count("BootNotification", 2)
-        walked = rec.of("SignedFirmwareStatusNotification")
-        assert [k["status"] for k in walked] == [
+        assert request_statuses(rec, "SignedFirmwareStatusNotification", 5) == [
             "Downloading",
             "Downloaded",
             "SignatureVerified",
             "Installing",
             "Installed",
         ]
-        assert {k["request_id"] for k in walked} == {5}
         assert len(server.hits("/fw.bin")) == 1
-        await rec.wait_count("SecurityEventNotification", 1)
-        events = rec.of("SecurityEventNotification")
-        assert [k["type"] for k in events] == ["FirmwareUpdated"]
-        assert hashlib.sha256(FIRMWARE).hexdigest() in events[0]["tech_info"]
+        assert await security_events(rec, 1) == ["FirmwareUpdated"]
+        updated = rec.of("SecurityEventNotification")[0]
+        assert hashlib.sha256(FIRMWARE).hexdigest() in updated["tech_info"]
 
 
 async def test_v16_signed_update_bad_signature_invalid_signature_event_l01_fr_03(
@@ -331,13 +340,11 @@ async def test_v16_signed_update_bad_signature_invalid_signature_event_l01_fr_03
     """Whitepaper L01.FR.03: a signature that does not verify over the downloaded file
     (it signs another image): Downloading, Downloaded, InvalidSignature, nothing installed,
     and SecurityEventNotification InvalidFirmwareSignature."""
-    async with peer(store, "1.6") as (_station, rec, point):
-        await install_root16(point, pki.root)
+    async with peer(store, "1.6", root=pki.root) as (_station, rec, point):
         wrong = sign_ecdsa(pki.ec_key, b"another image")
         reply = await call(point, signed16(6, server.url("/fw.bin"), pki.ec_cert, wrong))
         assert reply.status == "Accepted"
-        await rec.wait_count("SecurityEventNotification", 1)
-        assert rec.of("SecurityEventNotification")[0]["type"] == "InvalidFirmwareSignature"
+        assert (await security_events(rec, 1))[0] == "InvalidFirmwareSignature"
         assert await settled(rec, "SignedFirmwareStatusNotification") == [
             "Downloading",
             "Downloaded",
@@ -360,14 +367,11 @@ async def test_v16_untrusted_signing_certificate_invalid_certificate_l01_fr_02_2
         location = server.url("/fw.bin")
         first = await call(point, signed16(1, location, pki.ec_cert, signature))
         assert first.status == "InvalidCertificate"
-        await install_root16(point, pki.root)
+        await install_root(point, "1.6", pki.root)
         for n, cert in enumerate((pki.other_cert, pki.expired_cert), start=2):
             reply = await call(point, signed16(n, location, cert, signature))
             assert reply.status == "InvalidCertificate"
-        await rec.wait_count("SecurityEventNotification", 3)
-        assert {k["type"] for k in rec.of("SecurityEventNotification")} == {
-            "InvalidFirmwareSigningCertificate"
-        }
+        assert set(await security_events(rec, 3)) == {"InvalidFirmwareSigningCertificate"}
         await asyncio.sleep(0.3)
         assert rec.of("SignedFirmwareStatusNotification") == []
         assert server.requests == []
@@ -379,8 +383,7 @@ async def test_v16_signed_download_failed_after_retries_spaced_by_interval(
     """Whitepaper L01 step 4 / 1.6 SignedUpdateFirmware ``retries``, ``retryInterval``: a
     location that answers 404 is tried ``retries`` (3) times, ``retryInterval`` (1 s)
     apart, then DownloadFailed; nothing installed."""
-    async with peer(store, "1.6") as (_station, rec, point):
-        await install_root16(point, pki.root)
+    async with peer(store, "1.6", root=pki.root) as (_station, rec, point):
         signature = sign_ecdsa(pki.ec_key, FIRMWARE)
         request = signed16(
             7, server.url("/missing.bin"), pki.ec_cert, signature, retries=3, retry_interval=1
@@ -407,8 +410,7 @@ async def test_v16_new_signed_update_cancels_running_one_l01_fr_26(
     """Whitepaper L01.FR.26: an update waiting for its retrieve time (DownloadScheduled,
     L01.FR.13) is cancelled by a new SignedUpdateFirmware, answered AcceptedCanceled; only
     the new one runs."""
-    async with peer(store, "1.6") as (_station, rec, point):
-        await install_root16(point, pki.root)
+    async with peer(store, "1.6", root=pki.root) as (_station, rec, point):
         signature = sign_ecdsa(pki.ec_key, FIRMWARE)
         later = signed16(1, server.url("/fw.bin"), pki.ec_cert, signature, retrieve=iso(3600))
         assert (await call(point, later)).status == "Accepted"
@@ -430,8 +432,7 @@ async def test_v16_simulated_signed_update_claims_no_signature_verified(
     """firmware_download "simulate": the certificate is still checked (Accepted: it is the
     manufacturer's), but nothing is downloaded, so no SignatureVerified is claimed:
     Downloading, Downloaded, Installing, Installed, and the server saw no request."""
-    async with peer(store, "1.6", firmware_download="simulate") as (_station, rec, point):
-        await install_root16(point, pki.root)
+    async with peer(store, "1.6", root=pki.root, firmware_download="simulate") as (_, rec, point):
         reply = await call(
             point, signed16(3, server.url("/fw.bin"), pki.ec_cert, sign_ecdsa(pki.ec_key, b"?"))
         )
@@ -481,25 +482,19 @@ async def test_v201_secure_update_rsa_pss_verified_installed_l01_fr_04(
     """L01 with an RSA-PSS signature (L01.FR.04): Accepted, FirmwareStatusNotification
     Downloading, Downloaded, SignatureVerified, Installing, Installed with the requestId
     (L01.FR.10), then a reboot with reason FirmwareUpdate."""
-    async with peer(store, "2.0.1") as (_station, rec, point):
-        await install_root201(point, pki.root)
-        request = update201(
-            11,
-            server.url("/fw.bin"),
-            signing_certificate=pem(pki.rsa_cert),
-            signature=sign_rsa_pss(pki.rsa_key, FIRMWARE),
+    async with peer(store, "2.0.1", root=pki.root) as (_station, rec, point):
+        request = signed201(
+            11, server.url("/fw.bin"), pki.rsa_cert, sign_rsa_pss(pki.rsa_key, FIRMWARE)
         )
         assert (await call(point, request)).status == "Accepted"
         await rec.wait_count("BootNotification", 2)
-        walked = rec.of("FirmwareStatusNotification")
-        assert [k["status"] for k in walked] == [
+        assert request_statuses(rec, "FirmwareStatusNotification", 11) == [
             "Downloading",
             "Downloaded",
             "SignatureVerified",
             "Installing",
             "Installed",
         ]
-        assert {k["request_id"] for k in walked} == {11}
         assert rec.of("BootNotification")[1]["reason"] == "FirmwareUpdate"
         assert len(server.hits("/fw.bin")) == 1
 
@@ -509,17 +504,12 @@ async def test_v201_bad_signature_invalid_signature_event_l01_fr_03(
 ) -> None:
     """L01.FR.03: the file served is not the one signed: InvalidSignature after Downloaded,
     SecurityEventNotification InvalidFirmwareSignature, no installation, no reboot."""
-    async with peer(store, "2.0.1") as (_station, rec, point):
-        await install_root201(point, pki.root)
-        request = update201(
-            12,
-            server.url("/other.bin"),
-            signing_certificate=pem(pki.ec_cert),
-            signature=sign_ecdsa(pki.ec_key, FIRMWARE),
+    async with peer(store, "2.0.1", root=pki.root) as (_station, rec, point):
+        request = signed201(
+            12, server.url("/other.bin"), pki.ec_cert, sign_ecdsa(pki.ec_key, FIRMWARE)
         )
         assert (await call(point, request)).status == "Accepted"
-        await rec.wait_count("SecurityEventNotification", 1)
-        assert rec.of("SecurityEventNotification")[0]["type"] == "InvalidFirmwareSignature"
+        assert (await security_events(rec, 1))[0] == "InvalidFirmwareSignature"
         assert await settled(rec, "FirmwareStatusNotification") == [
             "Downloading",
             "Downloaded",
@@ -541,18 +531,13 @@ async def test_v201_invalid_certificate_and_unsigned_update_l01_fr_02_21_22(
         assert unsigned.status == "Accepted"
         await rec.wait_count("FirmwareStatusNotification", 2)
         assert statuses(rec, "FirmwareStatusNotification") == ["Downloading", "DownloadFailed"]
-        await install_root201(point, pki.root)
+        await install_root(point, "2.0.1", pki.root)
         signature = sign_ecdsa(pki.other_key, FIRMWARE)
-        other = update201(
-            21, server.url("/fw.bin"), signing_certificate=pem(pki.other_cert), signature=signature
-        )
+        other = signed201(21, server.url("/fw.bin"), pki.other_cert, signature)
         assert (await call(point, other)).status == "InvalidCertificate"
         bare = update201(22, server.url("/fw.bin"), signature=signature)
         assert (await call(point, bare)).status == "InvalidCertificate"
-        await rec.wait_count("SecurityEventNotification", 2)
-        assert {k["type"] for k in rec.of("SecurityEventNotification")} == {
-            "InvalidFirmwareSigningCertificate"
-        }
+        assert set(await security_events(rec, 2)) == {"InvalidFirmwareSigningCertificate"}
         rejected = await call(point, update201(23, server.url("/fw.bin")))
         assert rejected.status == "Rejected"
         await asyncio.sleep(0.3)
@@ -565,13 +550,12 @@ async def test_v201_download_failed_after_retries_spaced_by_interval(
 ) -> None:
     """L01 ``retries`` / ``retryInterval``: 404 three times, a second apart, then
     DownloadFailed (no signature check, no installation)."""
-    async with peer(store, "2.0.1") as (_station, rec, point):
-        await install_root201(point, pki.root)
-        request = update201(
+    async with peer(store, "2.0.1", root=pki.root) as (_station, rec, point):
+        request = signed201(
             30,
             server.url("/missing.bin"),
-            signing_certificate=pem(pki.ec_cert),
-            signature=sign_ecdsa(pki.ec_key, FIRMWARE),
+            pki.ec_cert,
+            sign_ecdsa(pki.ec_key, FIRMWARE),
             retries=3,
             retry_interval=1,
         )
@@ -607,8 +591,7 @@ async def test_v16_signed_scheduled_download_and_install_l01_fr_13_16(
     then Downloading, Downloaded, SignatureVerified, InstallScheduled, and Installing no
     earlier than the install time, Installed, FirmwareUpdated, a reboot."""
     loop = asyncio.get_running_loop()
-    async with peer(store, "1.6") as (_station, rec, point):
-        await install_root16(point, pki.root)
+    async with peer(store, "1.6", root=pki.root) as (_station, rec, point):
         signature = sign_ecdsa(pki.ec_key, FIRMWARE)
         sent = loop.time()
         request = signed16(
@@ -617,7 +600,7 @@ async def test_v16_signed_scheduled_download_and_install_l01_fr_13_16(
         assert (await call(point, request)).status == "Accepted"
         await rec.wait_count("BootNotification", 2, timeout=15)
         action = "SignedFirmwareStatusNotification"
-        assert statuses(rec, action) == [
+        assert request_statuses(rec, action, 8) == [
             "DownloadScheduled",
             "Downloading",
             "Downloaded",
@@ -626,13 +609,11 @@ async def test_v16_signed_scheduled_download_and_install_l01_fr_13_16(
             "Installing",
             "Installed",
         ]
-        assert {k["request_id"] for k in rec.of(action)} == {8}
         assert arrival(rec, action, "DownloadScheduled") - sent < 0.9
         assert server.hits("/fw.bin")[0] - sent >= 0.9
         assert arrival(rec, action, "InstallScheduled") - sent < 2.4
         assert arrival(rec, action, "Installing") - sent >= 2.4
-        await rec.wait_count("SecurityEventNotification", 1)
-        assert [k["type"] for k in rec.of("SecurityEventNotification")] == ["FirmwareUpdated"]
+        assert await security_events(rec, 1) == ["FirmwareUpdated"]
 
 
 async def test_v16_update_firmware_waits_for_retrieve_date_silently_5_19(
@@ -674,8 +655,7 @@ async def test_v201_unsigned_scheduled_download_and_install_l02_fr_07_10(
         )
         assert (await call(point, request)).status == "Accepted"
         await rec.wait_count("BootNotification", 2, timeout=15)
-        walked = rec.of("FirmwareStatusNotification")
-        assert [k["status"] for k in walked] == [
+        assert request_statuses(rec, "FirmwareStatusNotification", 40) == [
             "DownloadScheduled",
             "Downloading",
             "Downloaded",
@@ -683,15 +663,23 @@ async def test_v201_unsigned_scheduled_download_and_install_l02_fr_07_10(
             "Installing",
             "Installed",
         ]
-        assert {k["request_id"] for k in walked} == {40}
         assert server.hits("/fw.bin")[0] - sent >= 0.9
         assert arrival(rec, "FirmwareStatusNotification", "Installing") - sent >= 2.4
-        await rec.wait_count("SecurityEventNotification", 1)
-        assert [k["type"] for k in rec.of("SecurityEventNotification")] == ["FirmwareUpdated"]
+        assert await security_events(rec, 1) == ["FirmwareUpdated"]
         assert rec.of("BootNotification")[1]["reason"] == "FirmwareUpdate"
 
 
 # -- installing waits for the transactions; free ports are held Unavailable ----------------------
+
+
+def sent_before_reboot(rec: Recorder) -> list[dict[str, Any]]:
+    """The StatusNotifications that arrived before the second BootNotification (the reboot)."""
+    boot = rec.times_of("BootNotification")[1]
+    return [
+        k
+        for t, (_, a, k) in zip(rec.times, rec.calls, strict=True)
+        if a == "StatusNotification" and t < boot
+    ]
 
 
 def evse_statuses(rec: Recorder, evse: int) -> list[str]:
@@ -709,14 +697,10 @@ async def test_v201_install_waits_for_transaction_free_evse_unavailable_l01_fr_0
     while EVSE 1 charges is not installed: EVSE 2 (free) turns Unavailable and refuses a new
     session; when the transaction ends EVSE 1 turns Unavailable too, then Installing,
     Installed, FirmwareUpdated, both EVSEs given back (not Unavailable) and the reboot."""
-    async with peer(store, "2.0.1") as (station, rec, point):
-        await install_root201(point, pki.root)
+    async with peer(store, "2.0.1", root=pki.root) as (station, rec, point):
         await station.start_transaction(1, "TAG-FW")
-        request = update201(
-            50,
-            server.url("/fw.bin"),
-            signing_certificate=pem(pki.ec_cert),
-            signature=sign_ecdsa(pki.ec_key, FIRMWARE),
+        request = signed201(
+            50, server.url("/fw.bin"), pki.ec_cert, sign_ecdsa(pki.ec_key, FIRMWARE)
         )
         assert (await call(point, request)).status == "Accepted"
         await rec.wait_for(lambda r: "Unavailable" in evse_statuses(r, 2))
@@ -735,18 +719,13 @@ async def test_v201_install_waits_for_transaction_free_evse_unavailable_l01_fr_0
         assert arrival(rec, "FirmwareStatusNotification", "Installing") > arrival(
             rec, "TransactionEvent", "Ended", key="event_type"
         )
-        before_boot = [
-            k
-            for t, (_, a, k) in zip(rec.times, rec.calls, strict=True)
-            if a == "StatusNotification" and t < rec.times_of("BootNotification")[1]
-        ]
+        before_boot = sent_before_reboot(rec)
         one = [k["connector_status"] for k in before_boot if k["evse_id"] == 1]
         two = [k["connector_status"] for k in before_boot if k["evse_id"] == 2]
         assert "Unavailable" in one
         assert one[-1] != "Unavailable"
         assert two[-2:] == ["Unavailable", "Available"]
-        await rec.wait_count("SecurityEventNotification", 1)
-        assert [k["type"] for k in rec.of("SecurityEventNotification")] == ["FirmwareUpdated"]
+        assert await security_events(rec, 1) == ["FirmwareUpdated"]
 
 
 async def test_v16_update_firmware_waits_for_transaction_errata_3_49(
@@ -768,12 +747,7 @@ async def test_v16_update_firmware_waits_for_transaction_errata_3_49(
             arrival(rec, "FirmwareStatusNotification", "Installing")
             > rec.times_of("StopTransaction")[0]
         )
-        boot = rec.times_of("BootNotification")[1]
-        two = [
-            k["status"]
-            for t, (_, a, k) in zip(rec.times, rec.calls, strict=True)
-            if a == "StatusNotification" and k["connector_id"] == 2 and t < boot
-        ]
+        two = [k["status"] for k in sent_before_reboot(rec) if k["connector_id"] == 2]
         assert two[-2:] == ["Unavailable", "Available"]
 
 

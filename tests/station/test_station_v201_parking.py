@@ -26,14 +26,17 @@ from ocppkit.fleet.scenario import parse_scenario
 from ocppkit.fleet.stats import FleetStats
 from ocppkit.fleet.template import FleetTemplate
 from ocppkit.station.behaviour import ActionRefused
-from ocppkit.station.station import Station, StationConfig
+from ocppkit.station.station import StationConfig
 from ocppkit.station.store import StationStore
-from tests.station.peers import Recorder, drained, online, running, their_csms, with_their_csms
+from tests.station.peers import Recorder, drained, online, running, their_csms
 from tests.station.test_station_v201_tx_points import (
     TOKEN,
+    Peer,
     assert_seq_nos_continuous,
+    assert_started_without_token,
     events,
     points,
+    quiet_peer,
     settle,
     statuses,
     summary,
@@ -41,15 +44,11 @@ from tests.station.test_station_v201_tx_points import (
 
 SID = "EMU201-PARK"
 
-Peer = tuple[Station, Recorder, Any]
-
 
 @pytest.fixture
 async def peer(store: StationStore) -> AsyncIterator[Peer]:
-    """Two EVSEs, no sampled or aligned meter values, online with both statuses sent."""
-    async with with_their_csms(
-        store, SID, "2.0.1", statuses=2, meter_values_interval=0, clock_aligned_interval=0
-    ) as station_peer:
+    """A quiet peer (see :func:`quiet_peer`) as station ``SID``."""
+    async with quiet_peer(store, SID) as station_peer:
         yield station_peer
 
 
@@ -72,9 +71,7 @@ async def test_parking_bay_occupancy_starts_at_the_ev_and_ends_when_it_leaves_e0
     await points(point, "ParkingBayOccupancy", "ParkingBayOccupancy")
     await station.park(1)
     await settle(station, rec, 1)
-    started = events(rec)[0]
-    assert "id_token" not in started
-    assert started["evse"] == {"id": 1, "connector_id": 1}
+    assert_started_without_token(rec)
     assert await until_statuses(rec, 1, 2) == ["Available", "Occupied"]
     snapshot = station.snapshot()["connectors"][0]
     assert snapshot["parked"] is True and snapshot["plugged"] is False

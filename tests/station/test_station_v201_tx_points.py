@@ -10,6 +10,7 @@ points call for.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,12 +28,19 @@ TOKEN = {"id_token": "RFID-TX", "type": "ISO14443"}
 Peer = tuple[Station, Recorder, Any]
 
 
-@pytest.fixture
-async def peer(store: StationStore) -> AsyncIterator[Peer]:
+@contextlib.asynccontextmanager
+async def quiet_peer(store: StationStore, station_id: str) -> AsyncIterator[Peer]:
     """Two EVSEs, no sampled or aligned meter values, online with both statuses sent."""
     async with with_their_csms(
-        store, SID, "2.0.1", statuses=2, meter_values_interval=0, clock_aligned_interval=0
+        store, station_id, "2.0.1", statuses=2, meter_values_interval=0, clock_aligned_interval=0
     ) as station_peer:
+        yield station_peer
+
+
+@pytest.fixture
+async def peer(store: StationStore) -> AsyncIterator[Peer]:
+    """A quiet peer (see :func:`quiet_peer`) as station ``SID``."""
+    async with quiet_peer(store, SID) as station_peer:
         yield station_peer
 
 
@@ -93,6 +101,13 @@ async def settle(station: Station, rec: Recorder, count: int) -> None:
     await drained(station)
 
 
+def assert_started_without_token(rec: Recorder) -> None:
+    """The first TransactionEvent is on EVSE 1, connector 1, and carries no idToken."""
+    started = events(rec)[0]
+    assert "id_token" not in started
+    assert started["evse"] == {"id": 1, "connector_id": 1}
+
+
 def statuses(rec: Recorder, evse: int) -> list[str]:
     return [k["connector_status"] for k in rec.of("StatusNotification") if k["evse_id"] == evse]
 
@@ -107,9 +122,7 @@ async def test_start_ev_connected_energy_waits_for_authorization_e01_s2_e02(peer
     await points(point, "EVConnected", "EVConnected")
     await station.plug(1)
     await settle(station, rec, 1)
-    started = events(rec)[0]
-    assert "id_token" not in started
-    assert started["evse"] == {"id": 1, "connector_id": 1}
+    assert_started_without_token(rec)
     assert station.snapshot()["connectors"][0]["status"] == "Occupied"
     assert not station.behaviour.facts(1).ev_drawing
     with pytest.raises(ActionRefused):
