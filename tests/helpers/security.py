@@ -117,7 +117,7 @@ async def register(
 ) -> None:
     """Put a known, Accepted station in the registry (as an operator would)."""
     now = datetime.now(UTC)
-    async with running.service.db.session() as session:
+    async with running.service.db.write_session() as session:
         await repositories.ensure_station(session, station_id, now=now)
         await session.execute(
             update(Station)

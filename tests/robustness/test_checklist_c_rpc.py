@@ -453,7 +453,7 @@ async def _c11_security_error(csms: Start, db_url: str) -> None:
     for policy, status in ((StationPolicy.PENDING, "Pending"), (StationPolicy.REJECT, "Rejected")):
         running = await csms(unknown_stations=policy)
         if status == "Rejected":  # a known station the registry has Rejected (unknown: 404)
-            async with Database(db_url) as db, db.session() as session:
+            async with Database(db_url) as db, db.write_session() as session:
                 await repositories.register_boots(
                     session,
                     [
