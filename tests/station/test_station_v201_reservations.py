@@ -28,14 +28,14 @@ from ocpp.v201 import call as c201
 
 from ocppkit.commands.station_http import serve_control_api
 from ocppkit.station.device_model import VariableKey
-from ocppkit.station.station import Station, StationConfig
+from ocppkit.station.station import StationConfig
 from ocppkit.station.store import StationStore
-from tests.station.peers import Recorder, drained, online, running, their_csms, with_their_csms
+from tests.station.peers import Recorder, drained, online, running, their_csms
+from tests.station.test_station_v201_tx_points import Peer, events, quiet_peer, settle, statuses
 
 SID = "EMU201-RSV"
 TOKEN = {"id_token": "RFID-HOLDER", "type": "ISO14443"}
 
-Peer = tuple[Station, Recorder, Any]
 
 #: How long the reservations of the expiry checks last; long enough to use them first.
 EXPIRY_S = 2.0
@@ -43,10 +43,8 @@ EXPIRY_S = 2.0
 
 @pytest.fixture
 async def peer(store: StationStore) -> AsyncIterator[Peer]:
-    """Two EVSEs, no sampled or aligned meter values, online with both statuses sent."""
-    async with with_their_csms(
-        store, SID, "2.0.1", statuses=2, meter_values_interval=0, clock_aligned_interval=0
-    ) as station_peer:
+    """A quiet peer (see :func:`quiet_peer`) as station ``SID``."""
+    async with quiet_peer(store, SID) as station_peer:
         yield station_peer
 
 
@@ -79,20 +77,6 @@ async def reserve(
     )
     assert reply.status == "Accepted"
     await rec.wait_for(lambda r: statuses(r, evse)[-1:] == ["Reserved"])
-
-
-def events(rec: Recorder) -> list[dict[str, Any]]:
-    return rec.of("TransactionEvent")
-
-
-def statuses(rec: Recorder, evse: int) -> list[str]:
-    return [k["connector_status"] for k in rec.of("StatusNotification") if k["evse_id"] == evse]
-
-
-async def settle(station: Station, rec: Recorder, count: int) -> None:
-    """Until ``count`` TransactionEvents arrived and nothing is left in the queue."""
-    await rec.wait_for(lambda r: len(events(r)) >= count)
-    await drained(station)
 
 
 async def test_token_first_transaction_leaves_the_connector_available_until_the_cable_g01(
