@@ -3,12 +3,14 @@ independent 1.6 stations (mobilityhouse) booting against the same CSMS."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from ocpp.v16 import call as c16
 
 from ocppkit.csms.credentials import verify_password
+from ocppkit.storage import repositories
 from ocppkit.storage.models import Station
 from tests.api.conftest import iso, wait_offline
 
@@ -360,6 +362,41 @@ async def test_delete_refused_while_connected_and_with_history(api: Any, station
     assert "Rejected" in history.json()["detail"]
     assert (await client.get("/api/stations/CP1")).status_code == 200
     assert len((await client.get("/api/transactions")).json()) == 1
+
+
+async def test_delete_refused_for_a_station_with_reported_events(api: Any) -> None:
+    """NotifyEvent rows are history too: 409 naming them (before, the delete met their
+    foreign key and answered 500)."""
+    running, client = await api()
+    await client.post("/api/stations", json={"id": "CP1", "password": PASSWORD})
+    async with running.service.db.write_session() as session:
+        await repositories.add_station_events(
+            session,
+            "CP1",
+            [
+                {
+                    "event_id": 1,
+                    "timestamp": datetime.now(UTC),
+                    "trigger": "Alerting",
+                    "component": "ChargingStation",
+                    "component_instance": None,
+                    "evse_id": None,
+                    "variable": "Problem",
+                    "variable_instance": None,
+                    "actual_value": "true",
+                    "event_notification_type": "HardWiredMonitor",
+                    "cleared": None,
+                    "tech_code": None,
+                    "tech_info": None,
+                }
+            ],
+            now=datetime.now(UTC),
+        )
+        await session.commit()
+    refused = await client.delete("/api/stations/CP1")
+    assert refused.status_code == 409, refused.text
+    assert "1 station events" in refused.json()["detail"]
+    assert (await client.get("/api/stations/CP1")).status_code == 200
 
 
 async def test_G4_lowering_profile_by_set_variables_is_refused(api: Any) -> None:

@@ -533,3 +533,39 @@ async def test_data_survives_close_and_reopen(open_database: OpenDatabase) -> No
         if reopened.dialect_name == "sqlite":
             assert await s.scalar(text("PRAGMA journal_mode")) == "wal"
             assert await s.scalar(text("PRAGMA foreign_keys")) == 1
+
+
+async def test_station_history_counts_every_table_whose_foreign_key_refuses_the_delete(
+    db: Database,
+) -> None:
+    """station_history names what would block delete_station; the foreign keys are the
+    backstop (the API checks history first without the write lock, then deletes)."""
+    await _boot(db, "EVENTS")
+    await _boot(db, "BARE")
+    event: repo.StationEventRow = {
+        "event_id": 1,
+        "timestamp": T0,
+        "trigger": "Delta",
+        "component": "Connector",
+        "component_instance": None,
+        "evse_id": 1,
+        "variable": "Problem",
+        "variable_instance": None,
+        "actual_value": "true",
+        "event_notification_type": "HardWiredNotification",
+        "cleared": None,
+        "tech_code": None,
+        "tech_info": None,
+    }
+    async with db.write_session() as s:
+        await repo.add_station_events(s, "EVENTS", [event], now=T0)
+        await s.commit()
+    async with db.session() as s:
+        assert (await repo.station_history(s, "EVENTS"))["station_events"] == 1
+        assert not any((await repo.station_history(s, "BARE")).values())
+    async with db.write_session() as s:
+        with pytest.raises(IntegrityError):
+            await repo.delete_station(s, "EVENTS")
+    async with db.write_session() as s:
+        assert await repo.delete_station(s, "BARE") is True
+        await s.commit()

@@ -939,13 +939,15 @@ async def register_station(
 
 async def station_history(session: AsyncSession, station_id: str) -> dict[str, int]:
     """How many history rows reference a station: transactions, meter values, status
-    history, security events (the rows a delete would have to destroy)."""
+    history, security events, reported events (NotifyEvent): the rows a delete would have
+    to destroy."""
     counts: dict[str, int] = {}
     for name, model in (
         ("transactions", Transaction),
         ("meter_values", MeterValue),
         ("status_history", StatusHistory),
         ("security_events", SecurityEvent),
+        ("station_events", StationEvent),
     ):
         query = select(func.count()).select_from(model).where(model.station_id == station_id)
         counts[name] = int(await session.scalar(query) or 0)
@@ -955,10 +957,9 @@ async def station_history(session: AsyncSession, station_id: str) -> dict[str, i
 async def delete_station(session: AsyncSession, station_id: str) -> bool:
     """Delete a station with its current state (connector statuses, device model).
 
-    History (transactions, meter values, status history, security events) references the
-    station by foreign key, so a station that has any cannot be deleted: check
-    :func:`station_history` first. The message log has no foreign key and is kept.
-    Returns False when the id is unknown.
+    History (:func:`station_history`) references the station by foreign key, so a station
+    that has any cannot be deleted (IntegrityError): check :func:`station_history` first.
+    The message log has no foreign key and is kept. Returns False when the id is unknown.
     """
     await session.execute(delete(ConnectorStatus).where(ConnectorStatus.station_id == station_id))
     await session.execute(delete(DeviceModelEntry).where(DeviceModelEntry.station_id == station_id))
