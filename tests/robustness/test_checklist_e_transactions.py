@@ -386,6 +386,31 @@ async def test_E8_storage_failure_internal_retry_then_internal_error(
     await station.assert_stays_up()
 
 
+async def test_E8_online_mark_not_stored_the_station_stays_connected(
+    running: RunningCsms, raw_station: StationFactory, db_url: str, tmp_path: Path
+) -> None:
+    """E8 for the connection's own bookkeeping: the database is locked past the CSMS's
+    patience while a station connects. Its online mark is not stored (logged), yet the
+    connection stays up, and the station boots once storage is back (an earlier version
+    closed such a connection 1011). One attempt (no retries) keeps the test short: the
+    write gives up after SQLite's 5 s busy timeout."""
+    running.service.committer.retries = 0
+    blocker = _lock_database(tmp_path / "x.sqlite3")
+    try:
+        station = await raw_station("E8-ONLINE", "1.6", boot=False)
+        await asyncio.sleep(6.0)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    found = "SELECT online FROM stations WHERE id = 'E8-ONLINE'"
+    assert await query(db_url, found) == []  # the online mark was given up, not delayed
+    boot = {"chargePointVendor": "V", "chargePointModel": "M"}
+    reply = await station.call("BootNotification", boot)
+    assert reply[0] == 3 and reply[2]["status"] == "Accepted", reply
+    assert await query(db_url, found) == [(1,)]
+    await station.assert_stays_up()
+
+
 async def test_E9_burst_of_new_stations_first_status_all_stored(
     running: RunningCsms, db_url: str
 ) -> None:
