@@ -3,6 +3,7 @@ the CSMS answers a real 1.6 station (mobilityhouse) in Authorize."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote
 
@@ -172,3 +173,13 @@ async def test_any_printable_id_tag_is_addressable(api: Any, id_tag: str) -> Non
     assert (await client.patch(path, json={"status": "Blocked"})).json()["status"] == "Blocked"
     assert (await client.delete(path)).status_code == 204
     assert (await client.get("/api/id-tags")).json() == []
+
+
+async def test_concurrent_creates_of_one_id_tag_one_201_the_rest_409(api: Any) -> None:
+    """Ten POSTs of the same id at once: one entry, one 201, nine 409, never a 500 (on
+    PostgreSQL the losers of the race meet the primary key, answered 409 as well)."""
+    _, client = await api()
+    body = {"id_tag": "RACE", "status": "Accepted"}
+    responses = await asyncio.gather(*(client.post("/api/id-tags", json=body) for _ in range(10)))
+    assert sorted(r.status_code for r in responses) == [201] + [409] * 9
+    assert [t["id_tag"] for t in (await client.get("/api/id-tags")).json()] == ["RACE"]

@@ -25,6 +25,7 @@ from urllib.parse import quote
 import structlog
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.exc import IntegrityError
 
 from ocppkit.csms.service import CsmsService
 from ocppkit.storage import repositories
@@ -134,12 +135,15 @@ def id_tags_router(service: CsmsService) -> APIRouter:
     )
     async def create_id_tag(body: IdTagIn, response: Response) -> IdTagOut:
         """Add an entry."""
-        async with service.db.write_session() as session:
-            existing = await repositories.find_id_tag_ci(session, body.id_tag)
-            if existing is not None:
-                raise HTTPException(409, f"id tag {existing.id_tag!r} already exists")
-            session.add(IdTag(**body.model_dump()))
-            await session.commit()
+        try:
+            async with service.db.write_session() as session:
+                existing = await repositories.find_id_tag_ci(session, body.id_tag)
+                if existing is not None:
+                    raise HTTPException(409, f"id tag {existing.id_tag!r} already exists")
+                session.add(IdTag(**body.model_dump()))
+                await session.commit()
+        except IntegrityError:  # PostgreSQL: a concurrent create of the same id won the race
+            raise HTTPException(409, f"id tag {body.id_tag!r} already exists") from None
         _log.info("id tag created", id_tag=body.id_tag, status=body.status)
         response.headers["Location"] = f"/api/id-tags/{quote(body.id_tag, safe='')}"
         return IdTagOut(**body.model_dump())
