@@ -288,3 +288,46 @@ async def test_api_port_in_use_fails_start_cleanly(api: Any, tmp_path: Path) -> 
     database = f"sqlite+aiosqlite:///{tmp_path / 'other.sqlite3'}"
     with pytest.raises(OSError):
         await start_csms(CsmsSettings(port=0, api_port=running.api_port, database=database))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/stations?offset=9223372036854775808",
+        "/api/id-tags?offset=32589158477190044729",
+        "/api/transactions?offset=9223372036854775808",
+        "/api/transactions/126609136141345161216",
+        "/api/messages?cursor=428226056478676877312",
+    ],
+)
+async def test_integers_past_the_databases_range_are_422_not_500(api: Any, path: str) -> None:
+    """Found by fuzzing the OpenAPI schema (schemathesis): an offset, cursor or id above
+    2**63 - 1 overflowed the driver (500). Now bounded like every other parameter."""
+    _, client = await api()
+    response = await client.get(path)
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["type"] == "less_than_equal"
+
+
+async def test_nul_characters_from_a_station_or_a_query_are_stored_and_answered(
+    api: Any, stations: Any
+) -> None:
+    """U+0000 is valid JSON in any OCPP string; PostgreSQL's text cannot hold it. The
+    station's CALLs are answered (before, on PostgreSQL: InternalError on every retry) and
+    an API filter with one is a plain query (before: 500)."""
+    running, client = await api()
+    cp = await stations(running.port, "CP1")
+    status = c16.StatusNotification(
+        connector_id=1, error_code="NoError", status="Available", info="a\x00b"
+    )
+    await cp.call(status)
+    authorized = await cp.call(c16.Authorize(id_tag="T\x00"))
+    assert authorized.id_tag_info["status"] == "Accepted"  # unknown tags: accept policy
+    started = await cp.call(
+        c16.StartTransaction(connector_id=1, id_tag="T\x00", meter_start=0, timestamp=iso())
+    )
+    assert started.transaction_id > 0
+    listed = await client.get("/api/stations", params={"id_prefix": "C\x00"})
+    assert listed.status_code == 200 and listed.json() == []
+    (transaction,) = (await client.get("/api/transactions")).json()
+    assert transaction["id_tag"] in ("T\x00", "T\ufffd")  # SQLite keeps it; PostgreSQL U+FFFD

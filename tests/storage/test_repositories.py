@@ -15,6 +15,7 @@ from ocppkit.storage import repositories as repo
 from ocppkit.storage.models import (
     ConnectorStatus,
     DeviceModelEntry,
+    IdTag,
     MessageLog,
     MeterValue,
     SecurityEvent,
@@ -569,3 +570,22 @@ async def test_station_history_counts_every_table_whose_foreign_key_refuses_the_
     async with db.write_session() as s:
         assert await repo.delete_station(s, "BARE") is True
         await s.commit()
+
+
+async def test_nul_in_a_string_is_stored_not_a_failure(db: Database) -> None:
+    """JSON, and so any OCPP string, may carry U+0000; PostgreSQL's text cannot. The write
+    succeeds on both backends (before, PostgreSQL failed it, and the station got
+    InternalError on every retry): SQLite keeps the character, PostgreSQL stores U+FFFD.
+    Reads with such a string (an id-tag lookup) match what was stored."""
+    row = _boot_row("NUL", vendor="V\x00X", serial_number="\x00\x00")
+    async with db.write_session() as s:
+        await repo.register_boots(s, [row])
+        s.add(IdTag(id_tag="T\x00", status="Blocked"))
+        await s.commit()
+    expected = "\x00" if db.dialect_name == "sqlite" else "\ufffd"
+    async with db.session() as s:
+        station = await s.get(Station, "NUL")
+        assert station is not None
+        assert (station.vendor, station.serial_number) == (f"V{expected}X", expected * 2)
+        tag = await repo.get_id_tag(s, "T\x00")
+        assert tag is not None and (tag.id_tag, tag.status) == (f"T{expected}", "Blocked")

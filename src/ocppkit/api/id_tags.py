@@ -31,7 +31,7 @@ from ocppkit.csms.service import CsmsService
 from ocppkit.storage import repositories
 from ocppkit.storage.models import IdTag
 
-from .schemas import MAX_PAGE, Problem
+from .schemas import MAX_PAGE, MAX_ROW_NUMBER, Problem
 
 __all__ = ["IdTagIn", "IdTagOut", "IdTagPatch", "id_tags_router"]
 
@@ -104,7 +104,7 @@ def id_tags_router(service: CsmsService) -> APIRouter:
         id_prefix: str | None = Query(None, max_length=255),
         parent_id_tag: str | None = Query(None, max_length=255),
         limit: int = Query(100, ge=1, le=MAX_PAGE),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=MAX_ROW_NUMBER),
     ) -> list[IdTagOut]:
         """Authorization entries by id tag."""
         async with service.db.session() as session:

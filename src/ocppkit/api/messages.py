@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel
 from ocppkit.csms.service import CsmsService
 from ocppkit.storage import repositories
 
-from .schemas import MAX_PAGE
+from .schemas import MAX_PAGE, MAX_ROW_NUMBER
 
 __all__ = ["MessageOut", "MessagePage", "messages_router"]
 
@@ -51,7 +51,9 @@ def messages_router(service: CsmsService) -> APIRouter:
         until: Annotated[AwareDatetime | None, Query(description="Exclusive.")] = None,
         order: Literal["newest", "oldest"] = "newest",
         limit: int = Query(100, ge=1, le=MAX_PAGE),
-        cursor: int | None = Query(None, ge=0, description="`next_cursor` of the last page."),
+        cursor: int | None = Query(
+            None, ge=0, le=MAX_ROW_NUMBER, description="`next_cursor` of the last page."
+        ),
     ) -> MessagePage:
         """Logged frames, newest or oldest first."""
         newest = order == "newest"

@@ -12,10 +12,14 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-__all__ = ["MAX_PAGE", "Health", "Problem", "StationCounts"]
+__all__ = ["MAX_PAGE", "MAX_ROW_NUMBER", "Health", "Problem", "StationCounts"]
 
 #: The most rows one listing returns.
 MAX_PAGE = 1000
+
+#: The bound of every id, offset and cursor the API takes: the largest integer SQLite's
+#: INTEGER and PostgreSQL's BIGINT hold. A larger one is a 422, not a driver overflow (500).
+MAX_ROW_NUMBER = 2**63 - 1
 
 
 class Problem(BaseModel):

@@ -38,7 +38,7 @@ from ocppkit.protocol.identity import InvalidIdentityError, identity_from_path
 from ocppkit.storage import repositories
 from ocppkit.storage.models import ConnectorStatus, Station
 
-from .schemas import MAX_PAGE, Problem
+from .schemas import MAX_PAGE, MAX_ROW_NUMBER, Problem
 
 __all__ = ["StationIn", "StationOut", "StationPatch", "stations_router"]
 
@@ -156,7 +156,7 @@ def stations_router(service: CsmsService) -> APIRouter:
         vendor: str | None = Query(None, max_length=50, description="Exact vendor name."),
         id_prefix: str | None = Query(None, max_length=48, description="Ids starting with it."),
         limit: int = Query(100, ge=1, le=MAX_PAGE),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=MAX_ROW_NUMBER),
     ) -> list[StationOut]:
         """Known stations by id, with their current connector statuses."""
         connected = online_ids() if online is not None else None

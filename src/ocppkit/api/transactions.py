@@ -17,14 +17,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import AwareDatetime, BaseModel
 
 from ocppkit.csms.service import CsmsService
 from ocppkit.storage import repositories
 from ocppkit.storage.models import MeterValue, Transaction
 
-from .schemas import MAX_PAGE, Problem
+from .schemas import MAX_PAGE, MAX_ROW_NUMBER, Problem
 
 __all__ = ["MeterValueOut", "TransactionDetail", "TransactionOut", "transactions_router"]
 
@@ -102,7 +102,7 @@ def transactions_router(service: CsmsService) -> APIRouter:
         started_after: Annotated[AwareDatetime | None, Query(description="Inclusive.")] = None,
         started_before: Annotated[AwareDatetime | None, Query(description="Inclusive.")] = None,
         limit: int = Query(100, ge=1, le=MAX_PAGE),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=MAX_ROW_NUMBER),
     ) -> list[TransactionOut]:
         """Transactions, newest first."""
         async with service.db.session() as session:
@@ -123,7 +123,9 @@ def transactions_router(service: CsmsService) -> APIRouter:
         response_model=TransactionDetail,
         responses={404: {"model": Problem}},
     )
-    async def get_transaction(transaction_id: int) -> TransactionDetail:
+    async def get_transaction(
+        transaction_id: Annotated[int, Path(le=MAX_ROW_NUMBER)],
+    ) -> TransactionDetail:
         """One transaction with its meter values (oldest first) and energy so far."""
         async with service.db.session() as session:
             row = await session.get(Transaction, transaction_id)

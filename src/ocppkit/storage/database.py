@@ -90,6 +90,33 @@ def _sqlite_on_begin(connection: Connection) -> None:
         raise DBAPIError.instance(statement, (), exc, sqlite3.Error) from exc
 
 
+def _without_nul(value: Any) -> Any:
+    """``value`` with each NUL character of its strings replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, (tuple, list)):
+        return type(value)(_without_nul(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _without_nul(item) for key, item in value.items()}
+    return value
+
+
+def _postgresql_parameters(
+    _conn: Connection,
+    _cursor: Any,
+    statement: str,
+    parameters: Any,
+    _context: Any,
+    _executemany: bool,
+) -> tuple[str, Any]:
+    # PostgreSQL's text cannot hold U+0000, which JSON (and so any OCPP string a station
+    # sends, or an API query) can: the statement would fail and the station would be
+    # answered InternalError on every retry of a valid message. The character is stored as
+    # U+FFFD instead, on this backend only; the message log keeps the frame as it came
+    # (JSON text, where it is the escape "\u0000").
+    return statement, _without_nul(parameters)
+
+
 def _checkpoint(path: str) -> None:
     with contextlib.closing(sqlite3.connect(path, timeout=5.0)) as connection:
         connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -181,6 +208,13 @@ class Database:
         if self.url.get_backend_name() == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
             event.listen(self.engine.sync_engine, "begin", _sqlite_on_begin)
+        elif self.url.get_backend_name() == "postgresql":
+            event.listen(
+                self.engine.sync_engine,
+                "before_cursor_execute",
+                _postgresql_parameters,
+                retval=True,
+            )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._bulk: _BulkWriter | None = None
 
