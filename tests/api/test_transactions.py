@@ -193,3 +193,50 @@ async def test_unknown_and_malformed_ids(api: Any) -> None:
     missing = await client.get("/api/transactions/424242")
     assert missing.status_code == 404 and "424242" in missing.json()["detail"]
     assert (await client.get("/api/transactions/abc")).status_code == 422
+
+
+async def test_integers_beyond_32_bits_from_stations_are_answered_and_stored(
+    api: Any, stations: Any
+) -> None:
+    """The schemas bound no connector or EVSE id, seqNo or transactionId; a value past 32
+    bits (but within 64) is answered and stored on both backends. Before, PostgreSQL's
+    32-bit columns failed the write: InternalError on every retry of a valid message."""
+    big = 2**40
+    running, client = await api()
+    cp = await stations(running.port, "CP1")
+    await cp.call(
+        c16.StatusNotification(connector_id=big, error_code="NoError", status="Available")
+    )
+    sample = [{"timestamp": iso(), "sampled_value": [{"value": "5"}]}]
+    await cp.call(c16.MeterValues(connector_id=1, transaction_id=big, meter_value=sample))
+    await cp.call(c16.StopTransaction(meter_stop=5, timestamp=iso(), transaction_id=big))
+    detail = (await client.get("/api/stations/CP1")).json()
+    assert big in [c["connector_id"] for c in detail["connectors"]]
+
+    ws = await websockets.connect(
+        f"ws://127.0.0.1:{running.port}/ocpp/CS201", subprotocols=["ocpp2.0.1"]
+    )
+    cp201 = MhStation201("CS201", ws)
+    task = asyncio.create_task(cp201.start())
+    try:
+        boot = c201.BootNotification(
+            charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"
+        )
+        assert (await cp201.call(boot)).status == "Accepted"
+        await cp201.call(
+            c201.TransactionEvent(
+                event_type="Started",
+                timestamp=iso(),
+                trigger_reason="CablePluggedIn",
+                seq_no=big,
+                transaction_info={"transaction_id": "tx-big"},
+                evse={"id": big, "connector_id": big},
+            )
+        )
+    finally:
+        task.cancel()
+        await ws.close()
+    started = [
+        t for t in (await client.get("/api/transactions")).json() if t["station_id"] == "CS201"
+    ]
+    assert [(t["evse_id"], t["connector_id"]) for t in started] == [(big, big)]

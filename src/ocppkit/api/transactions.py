@@ -22,7 +22,7 @@ from pydantic import AwareDatetime, BaseModel
 
 from ocppkit.csms.service import CsmsService
 from ocppkit.storage import repositories
-from ocppkit.storage.models import MeterValue, Transaction
+from ocppkit.storage.models import MAX_TRANSACTION_ID, MeterValue, Transaction
 
 from .schemas import MAX_PAGE, MAX_ROW_NUMBER, Problem
 
@@ -124,7 +124,7 @@ def transactions_router(service: CsmsService) -> APIRouter:
         responses={404: {"model": Problem}},
     )
     async def get_transaction(
-        transaction_id: Annotated[int, Path(le=MAX_ROW_NUMBER)],
+        transaction_id: Annotated[int, Path(ge=1, le=MAX_TRANSACTION_ID)],
     ) -> TransactionDetail:
         """One transaction with its meter values (oldest first) and energy so far."""
         async with service.db.session() as session:

@@ -79,6 +79,17 @@ NAMING_CONVENTION = {
 #: A 64-bit surrogate key that is still SQLite's auto-incrementing ``INTEGER PRIMARY KEY``.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 
+#: An integer a station sends (connector and EVSE ids, seqNo, event ids). The OCPP schemas
+#: bound none of them, and the decoder takes any 64-bit value (a larger one is refused as
+#: PropertyConstraintViolation), so the column holds 64 bits: BIGINT on PostgreSQL, where a
+#: 32-bit INTEGER failed the write and the station was answered InternalError on every
+#: retry; SQLite's INTEGER is 64-bit already.
+StationInt = BigInteger().with_variant(Integer(), "sqlite")
+
+#: The largest transaction id (``transactions.id`` is a 32-bit INTEGER: a 1.6 transactionId
+#: is an integer, 32-bit by the spec's datatypes). A station's id above it is none of ours.
+MAX_TRANSACTION_ID = 2**31 - 1
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -150,8 +161,8 @@ class ConnectorStatus(Base):
     __tablename__ = "connector_status"
 
     station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"), primary_key=True)
-    evse_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    connector_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    evse_id: Mapped[int] = mapped_column(StationInt, primary_key=True)
+    connector_id: Mapped[int] = mapped_column(StationInt, primary_key=True)
     status: Mapped[str] = mapped_column(String(32))
     error_code: Mapped[str | None] = mapped_column(String(50))
     info: Mapped[str | None] = mapped_column(String(255))
@@ -178,8 +189,8 @@ class StatusHistory(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"))
-    evse_id: Mapped[int] = mapped_column(Integer)
-    connector_id: Mapped[int] = mapped_column(Integer)
+    evse_id: Mapped[int] = mapped_column(StationInt)
+    connector_id: Mapped[int] = mapped_column(StationInt)
     status: Mapped[str] = mapped_column(String(32))
     error_code: Mapped[str | None] = mapped_column(String(50))
     info: Mapped[str | None] = mapped_column(String(255))
@@ -226,8 +237,8 @@ class Transaction(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"))
     transaction_uid: Mapped[str | None] = mapped_column(String(36))
-    evse_id: Mapped[int | None] = mapped_column(Integer)
-    connector_id: Mapped[int | None] = mapped_column(Integer)
+    evse_id: Mapped[int | None] = mapped_column(StationInt)
+    connector_id: Mapped[int | None] = mapped_column(StationInt)
     id_tag: Mapped[str | None] = mapped_column(String(255))
     meter_start: Mapped[int | None] = mapped_column(BigInteger)
     meter_stop: Mapped[int | None] = mapped_column(BigInteger)
@@ -235,7 +246,7 @@ class Transaction(Base):
     stop_time: Mapped[datetime | None]
     stop_reason: Mapped[str | None] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(8), default="Active")
-    last_seq_no: Mapped[int | None] = mapped_column(Integer)
+    last_seq_no: Mapped[int | None] = mapped_column(StationInt)
     energy_wh: Mapped[int | None] = mapped_column(BigInteger)
 
 
@@ -247,7 +258,7 @@ class TransactionEvent(Base):
     transaction_id: Mapped[int] = mapped_column(
         ForeignKey("transactions.id", ondelete="CASCADE"), primary_key=True
     )
-    seq_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq_no: Mapped[int] = mapped_column(StationInt, primary_key=True, autoincrement=False)
     event_type: Mapped[str] = mapped_column(String(16))
     trigger_reason: Mapped[str] = mapped_column(String(32))
     timestamp: Mapped[datetime]
@@ -277,7 +288,7 @@ class MeterValue(Base):
     transaction_id: Mapped[int | None] = mapped_column(
         ForeignKey("transactions.id", ondelete="SET NULL")
     )
-    evse_id: Mapped[int | None] = mapped_column(Integer)
+    evse_id: Mapped[int | None] = mapped_column(StationInt)
     timestamp: Mapped[datetime]
     measurand: Mapped[str | None] = mapped_column(String(64))
     phase: Mapped[str | None] = mapped_column(String(8))
@@ -297,7 +308,9 @@ class DeviceModelEntry(Base):
     station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"), primary_key=True)
     component: Mapped[str] = mapped_column(String(50), primary_key=True)
     component_instance: Mapped[str] = mapped_column(String(50), primary_key=True, default="")
-    evse_id: Mapped[int] = mapped_column(Integer, primary_key=True, default=0, autoincrement=False)
+    evse_id: Mapped[int] = mapped_column(
+        StationInt, primary_key=True, default=0, autoincrement=False
+    )
     variable: Mapped[str] = mapped_column(String(50), primary_key=True)
     variable_instance: Mapped[str] = mapped_column(String(50), primary_key=True, default="")
     attribute_type: Mapped[str] = mapped_column(String(8), primary_key=True, default="Actual")
@@ -332,12 +345,12 @@ class StationEvent(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"))
-    event_id: Mapped[int] = mapped_column(Integer)
+    event_id: Mapped[int] = mapped_column(StationInt)
     timestamp: Mapped[datetime]
     trigger: Mapped[str] = mapped_column(String(20))
     component: Mapped[str] = mapped_column(String(50))
     component_instance: Mapped[str | None] = mapped_column(String(50))
-    evse_id: Mapped[int | None] = mapped_column(Integer)
+    evse_id: Mapped[int | None] = mapped_column(StationInt)
     variable: Mapped[str] = mapped_column(String(50))
     variable_instance: Mapped[str | None] = mapped_column(String(50))
     actual_value: Mapped[str] = mapped_column(String(2500))

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from .bulk_insert import InsertWriter, PreparedInsert, execute_prepared, prepare_insert
 from .models import (
+    MAX_TRANSACTION_ID,
     ConnectorStatus,
     DeviceModelEntry,
     IdTag,
@@ -462,6 +463,8 @@ async def stop_transaction(
     answers the station: 1.6 requires accepting a StopTransaction). A station can never stop
     another station's transaction.
     """
+    if not 0 < transaction_id <= MAX_TRANSACTION_ID:
+        return None  # not an id the CSMS gives (nor one the column could hold)
     await session.execute(
         update(Transaction)
         .where(
@@ -667,7 +670,7 @@ add_meter_values = InsertWriter(_meter_values_insert)
 #: A sample's transaction, if it is one of the sample's station (else NULL): looked up by
 #: the database row by row, inside the one INSERT.
 _OWN_TRANSACTION = (
-    "(SELECT id FROM transactions WHERE id = CAST({transaction_id} AS INTEGER)"
+    "(SELECT id FROM transactions WHERE id = CAST({transaction_id} AS BIGINT)"
     " AND station_id = CAST({station_id} AS VARCHAR))"  # casts: one type per parameter (PG)
 )
 
