@@ -240,3 +240,64 @@ async def test_integers_beyond_32_bits_from_stations_are_answered_and_stored(
         t for t in (await client.get("/api/transactions")).json() if t["station_id"] == "CS201"
     ]
     assert [(t["evse_id"], t["connector_id"]) for t in started] == [(big, big)]
+
+
+async def test_register_readings_no_meter_gives_are_answered_without_energy(
+    api: Any, stations: Any
+) -> None:
+    """Found by sending schema-valid payloads: a 2.x register reading of 1e300 kWh made
+    round() overflow, and 1.6 meterStart 2**62 / meterStop -2**62 made stop minus start
+    overflow 64 bits; both were InternalError on every retry. The CALLs are answered; such
+    a reading is no meter start or stop (2.x), and no energy is computed from it (1.6)."""
+    running, client = await api()
+    cp = await stations(running.port, "CP1")
+    started = await cp.call(
+        c16.StartTransaction(connector_id=1, id_tag="T", meter_start=2**62, timestamp=iso())
+    )
+    await cp.call(
+        c16.StopTransaction(
+            meter_stop=-(2**62), timestamp=iso(1), transaction_id=started.transaction_id
+        )
+    )
+    stopped = (await client.get(f"/api/transactions/{started.transaction_id}")).json()
+    assert (stopped["state"], stopped["meter_stop"], stopped["energy_wh"]) == (
+        "Ended",
+        -(2**62),
+        None,
+    )
+
+    ws = await websockets.connect(
+        f"ws://127.0.0.1:{running.port}/ocpp/CS201", subprotocols=["ocpp2.0.1"]
+    )
+    cp201 = MhStation201("CS201", ws)
+    task = asyncio.create_task(cp201.start())
+    try:
+        boot = c201.BootNotification(
+            charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"
+        )
+        assert (await cp201.call(boot)).status == "Accepted"
+        reading = [
+            {
+                "timestamp": iso(),
+                "sampled_value": [{"value": 1e300, "unit_of_measure": {"unit": "kWh"}}],
+            }
+        ]
+        for seq_no, event_type in enumerate(("Started", "Ended")):
+            await cp201.call(
+                c201.TransactionEvent(
+                    event_type=event_type,
+                    timestamp=iso(seq_no),
+                    trigger_reason="EVDeparted" if seq_no else "CablePluggedIn",
+                    seq_no=seq_no,
+                    transaction_info={"transaction_id": "tx-huge"},
+                    evse={"id": 1, "connector_id": 1},
+                    meter_value=reading,
+                )
+            )
+    finally:
+        task.cancel()
+        await ws.close()
+    (ended,) = [
+        t for t in (await client.get("/api/transactions")).json() if t["station_id"] == "CS201"
+    ]
+    assert (ended["state"], ended["meter_start"], ended["meter_stop"]) == ("Ended", None, None)

@@ -589,3 +589,28 @@ async def test_nul_in_a_string_is_stored_not_a_failure(db: Database) -> None:
         assert (station.vendor, station.serial_number) == (f"V{expected}X", expected * 2)
         tag = await repo.get_id_tag(s, "T\x00")
         assert tag is not None and (tag.id_tag, tag.status) == (f"T{expected}", "Blocked")
+
+
+async def test_meter_values_keep_a_2x_unit_of_20_characters_and_a_64_bit_evse(
+    db: Database,
+) -> None:
+    """2.x unitOfMeasure.unit may be 20 characters and evseId any integer the decoder takes
+    (found by sending schema-valid payloads: PostgreSQL failed the write, 16 characters and
+    32 bits). Migration 0005 widened both."""
+    await _boot(db, "CP1")
+    unit = "U" * 20
+    row: repo.MeterValueRow = {
+        "station_id": "CP1",
+        "transaction_id": 2**40,  # no transaction of ours: stored as none
+        "evse_id": 2**40,
+        "timestamp": T0,
+        "value": 1.0,
+        "unit": unit,
+    }
+    async with db.write_session() as s:
+        assert await repo.add_meter_values(s, [row]) == 1
+        await s.commit()
+        stored = (
+            await s.execute(select(MeterValue.unit, MeterValue.evse_id, MeterValue.transaction_id))
+        ).one()
+    assert tuple(stored) == (unit, 2**40, None)

@@ -13,6 +13,7 @@ Before a station is Accepted, every CALL but BootNotification is answered ``Secu
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,7 @@ from ocppkit.protocol import ErrorCode, HandlerError, OcppVersion, Router
 from ocppkit.protocol.frames import FrameHead, MessageType, peek_head
 from ocppkit.storage import Database, repositories
 from ocppkit.storage.group_commit import GroupCommitter, RowWriter, StorageUnavailableError, Unit
+from ocppkit.storage.models import MAX_METER_WH
 from ocppkit.storage.repositories import MessageLogRow, MeterValueRow
 from ocppkit.transport import Connection
 
@@ -933,7 +935,9 @@ def _energy_register(meter_values: Sequence[Any]) -> int | None:
             if measurand == "Energy.Active.Import.Register":
                 unit = _opt(sample.unit_of_measure)
                 scale = 1000 if unit and _opt(unit.unit) == "kWh" else 1
-                reading = round(float(sample.value) * scale)
+                wh = float(sample.value) * scale
+                if math.isfinite(wh) and abs(wh) <= MAX_METER_WH:  # else no reading at all
+                    reading = round(wh)
     return reading
 
 

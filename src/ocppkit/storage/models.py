@@ -86,6 +86,12 @@ BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 #: retry; SQLite's INTEGER is 64-bit already.
 StationInt = BigInteger().with_variant(Integer(), "sqlite")
 
+#: The largest energy register reading (Wh) kept as a transaction's meter start or stop
+#: (2.3e18 Wh: no meter reads that). Bounded so that stop minus start fits in 64 bits; a
+#: reading past it is not taken as one (1.6 meterStart/meterStop are still stored as sent,
+#: with no energy computed).
+MAX_METER_WH = 2**61
+
 #: The largest transaction id (``transactions.id`` is a 32-bit INTEGER: a 1.6 transactionId
 #: is an integer, 32-bit by the spec's datatypes). A station's id above it is none of ours.
 MAX_TRANSACTION_ID = 2**31 - 1
@@ -292,7 +298,7 @@ class MeterValue(Base):
     timestamp: Mapped[datetime]
     measurand: Mapped[str | None] = mapped_column(String(64))
     phase: Mapped[str | None] = mapped_column(String(8))
-    unit: Mapped[str | None] = mapped_column(String(16))
+    unit: Mapped[str | None] = mapped_column(String(20))  # 2.x unitOfMeasure.unit: <= 20
     context: Mapped[str | None] = mapped_column(String(32))
     location: Mapped[str | None] = mapped_column(String(16))
     value: Mapped[float | None] = mapped_column(Float)

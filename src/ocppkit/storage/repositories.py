@@ -19,12 +19,23 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NotRequired, TypedDict, cast
 
-from sqlalchemy import CursorResult, Dialect, Table, bindparam, delete, func, select, update
+from sqlalchemy import (
+    CursorResult,
+    Dialect,
+    Table,
+    bindparam,
+    case,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .bulk_insert import InsertWriter, PreparedInsert, execute_prepared, prepare_insert
 from .models import (
+    MAX_METER_WH,
     MAX_TRANSACTION_ID,
     ConnectorStatus,
     DeviceModelEntry,
@@ -465,6 +476,9 @@ async def stop_transaction(
     """
     if not 0 < transaction_id <= MAX_TRANSACTION_ID:
         return None  # not an id the CSMS gives (nor one the column could hold)
+    # Energy only from readings a meter could give: past them the difference may not fit.
+    start = Transaction.meter_start
+    energy = case((func.abs(start) <= MAX_METER_WH, meter_stop - start))
     await session.execute(
         update(Transaction)
         .where(
@@ -477,7 +491,7 @@ async def stop_transaction(
             meter_stop=meter_stop,
             stop_time=timestamp,
             stop_reason=reason,
-            energy_wh=meter_stop - Transaction.meter_start,
+            energy_wh=energy if abs(meter_stop) <= MAX_METER_WH else None,
         )
     )
     transaction = await session.get(Transaction, transaction_id, populate_existing=True)

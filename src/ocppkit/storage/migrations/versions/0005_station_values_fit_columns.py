@@ -1,8 +1,10 @@
-"""Integers that stations send are 64-bit on PostgreSQL (BIGINT instead of INTEGER).
+"""Values stations send fit their columns: 64-bit integers, a 20-character unit.
 
 The OCPP schemas bound no connector or EVSE id, seqNo or event id, and the decoder takes
-any 64-bit value; a 32-bit column failed the write, so a station sending one was answered
-InternalError on every retry. SQLite's INTEGER is 64-bit already: nothing changes there.
+any 64-bit value; on PostgreSQL a 32-bit INTEGER column failed the write, so a station
+sending one was answered InternalError on every retry. SQLite's INTEGER is 64-bit already.
+A 2.x ``unitOfMeasure.unit`` may be 20 characters, ``meter_values.unit`` held 16 (a failed
+write on PostgreSQL; SQLite does not enforce lengths, its column is retyped to match).
 
 Revision ID: 0005
 Revises: 0004
@@ -45,9 +47,17 @@ def _retype(old: sa.types.TypeEngine[int], new: sa.types.TypeEngine[int]) -> Non
         op.alter_column(table, column, existing_type=old, type_=new)
 
 
+def _unit_length(old: int, new: int) -> None:
+    # SQLite cannot alter a column: batch mode copies the table (once, at the upgrade).
+    with op.batch_alter_table("meter_values") as batch:
+        batch.alter_column("unit", existing_type=sa.String(old), type_=sa.String(new))
+
+
 def upgrade() -> None:
     _retype(sa.Integer(), sa.BigInteger())
+    _unit_length(16, 20)
 
 
 def downgrade() -> None:
+    _unit_length(20, 16)
     _retype(sa.BigInteger(), sa.Integer())
