@@ -4,6 +4,8 @@ storage backends, from real 1.6 and 2.0.1 stations (mobilityhouse)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +28,26 @@ async def start(cp: Any, connector: int, tag: str, meter: int, when: str) -> int
         c16.StartTransaction(connector_id=connector, id_tag=tag, meter_start=meter, timestamp=when)
     )
     return int(reply.transaction_id)
+
+
+@contextlib.asynccontextmanager
+async def booted_201(running: Any, station_id: str = "CS201") -> AsyncIterator[Any]:
+    """A mobilityhouse 2.0.1 station connected to ``running`` and Accepted at its boot."""
+    ws = await websockets.connect(
+        f"ws://127.0.0.1:{running.port}/ocpp/{station_id}", subprotocols=["ocpp2.0.1"]
+    )
+    cp = MhStation201(station_id, ws)
+    task = asyncio.create_task(cp.start())
+    try:
+        boot = c201.BootNotification(
+            charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"
+        )
+        assert (await cp.call(boot)).status == "Accepted"
+        yield cp
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await ws.close()
 
 
 async def test_filters_and_paging(api: Any, stations: Any) -> None:
@@ -117,16 +139,7 @@ async def test_energy_of_2_0_1_transaction(api: Any) -> None:
     """2.0.1 TransactionEvent: energy so far from the Updated event's register reading
     (kWh), then meter stop minus start at Ended; transaction_uid is the station's id."""
     running, client = await api()
-    ws = await websockets.connect(
-        f"ws://127.0.0.1:{running.port}/ocpp/CS201", subprotocols=["ocpp2.0.1"]
-    )
-    cp = MhStation201("CS201", ws)
-    task = asyncio.create_task(cp.start())
-    try:
-        boot = c201.BootNotification(
-            charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"
-        )
-        assert (await cp.call(boot)).status == "Accepted"
+    async with booted_201(running) as cp:
         common = {
             "transaction_info": {"transaction_id": "tx-9"},
             "evse": {"id": 1, "connector_id": 1},
@@ -182,10 +195,6 @@ async def test_energy_of_2_0_1_transaction(api: Any) -> None:
         detail = (await client.get(f"/api/transactions/{listed[0]['id']}")).json()
         assert (detail["state"], detail["energy_wh"]) == ("Ended", 2000)
         assert len(detail["meter_values"]) == 3
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await ws.close()
 
 
 async def test_unknown_and_malformed_ids(api: Any) -> None:
@@ -213,16 +222,7 @@ async def test_integers_beyond_32_bits_from_stations_are_answered_and_stored(
     detail = (await client.get("/api/stations/CP1")).json()
     assert big in [c["connector_id"] for c in detail["connectors"]]
 
-    ws = await websockets.connect(
-        f"ws://127.0.0.1:{running.port}/ocpp/CS201", subprotocols=["ocpp2.0.1"]
-    )
-    cp201 = MhStation201("CS201", ws)
-    task = asyncio.create_task(cp201.start())
-    try:
-        boot = c201.BootNotification(
-            charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"
-        )
-        assert (await cp201.call(boot)).status == "Accepted"
+    async with booted_201(running) as cp201:
         await cp201.call(
             c201.TransactionEvent(
                 event_type="Started",
@@ -233,9 +233,6 @@ async def test_integers_beyond_32_bits_from_stations_are_answered_and_stored(
                 evse={"id": big, "connector_id": big},
             )
         )
-    finally:
-        task.cancel()
-        await ws.close()
     started = [
         t for t in (await client.get("/api/transactions")).json() if t["station_id"] == "CS201"
     ]
@@ -266,16 +263,7 @@ async def test_register_readings_no_meter_gives_are_answered_without_energy(
         None,
     )
 
-    ws = await websockets.connect(
-        f"ws://127.0.0.1:{running.port}/ocpp/CS201", subprotocols=["ocpp2.0.1"]
-    )
-    cp201 = MhStation201("CS201", ws)
-    task = asyncio.create_task(cp201.start())
-    try:
-        boot = c201.BootNotification(
-            charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"
-        )
-        assert (await cp201.call(boot)).status == "Accepted"
+    async with booted_201(running) as cp201:
         reading = [
             {
                 "timestamp": iso(),
@@ -294,9 +282,6 @@ async def test_register_readings_no_meter_gives_are_answered_without_energy(
                     meter_value=reading,
                 )
             )
-    finally:
-        task.cancel()
-        await ws.close()
     (ended,) = [
         t for t in (await client.get("/api/transactions")).json() if t["station_id"] == "CS201"
     ]
