@@ -282,20 +282,24 @@ def stations_router(service: CsmsService) -> APIRouter:
                 for k, v in (await repositories.station_history(session, station_id)).items()
                 if v
             }
-        kept = ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in history.items())
-        refusal = (
-            f"station {station_id!r} has history ({kept or 'new'}) that is kept; "
-            "set its registration_status to Rejected to retire it"
-        )
+
+        def refusal(what: str) -> HTTPException:
+            return HTTPException(
+                409,
+                f"station {station_id!r} has {what} that is kept; "
+                "set its registration_status to Rejected to retire it",
+            )
+
         if history:
-            raise HTTPException(409, refusal)
+            kept = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in history.items())
+            raise refusal(f"history ({kept})")
         try:
             async with service.db.write_session() as session:
                 if not await repositories.delete_station(session, station_id):
                     raise HTTPException(404, f"unknown station {station_id!r}")
                 await session.commit()
         except IntegrityError:  # history came in since the check: its foreign keys refuse
-            raise HTTPException(409, refusal) from None
+            raise refusal("new history") from None
         _log.info("station deleted", station_id=station_id)
         return Response(status_code=204)
 
